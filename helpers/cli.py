@@ -1,0 +1,171 @@
+"""The course command line: ``./course <command>`` or ``python -m helpers <command>``.
+
+Commands: lab, build, check, run, report, refresh-solutions, env, download-mnist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from helpers import notebooks, paths
+
+
+def copy_lessons_to_work(work_dir: Path | None = None) -> tuple[list[str], list[str]]:
+    """Copy lessons the student has no copy of into ``my_work/``; never overwrite a copy."""
+    work_dir = work_dir or paths.repo_root() / "my_work"
+    work_dir.mkdir(exist_ok=True)
+    added, kept = [], []
+    for name in notebooks.notebook_names(notebooks.lessons_dir()):
+        target = work_dir / name
+        if target.exists():
+            kept.append(name)
+        else:
+            shutil.copy2(notebooks.lessons_dir() / name, target)
+            added.append(name)
+    return added, kept
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    added, kept = copy_lessons_to_work()
+    if added:
+        print(f"Copied {len(added)} lesson(s) into my_work/: {', '.join(added)}")
+    if kept:
+        print(f"Kept your own copies of {len(kept)} lesson(s) in my_work/ (never overwritten).")
+    start = f"my_work/{args.lesson}" if args.lesson else "my_work/00_start_here.ipynb"
+    command = ["jupyter", "lab", start, f"--ServerApp.root_dir={paths.repo_root()}"]
+    if args.no_browser:
+        command.append("--no-browser")
+    print("Starting:", " ".join(command))
+    if args.dry_run:
+        return 0
+    return subprocess.call(command, cwd=paths.repo_root())
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    report = notebooks.build(args.names or None, force=args.force)
+    for name in report.written:
+        print(f"wrote lessons/{name}")
+    for backup in report.backed_up:
+        print(f"your previous copy was saved to {backup}")
+    for name in report.refused:
+        print(f"REFUSED lessons/{name}: it has outputs or edits (someone's work). Move it "
+              "away, or rebuild with --force (the old file is backed up to backups/).")
+    print(f"{len(report.written)} written, {len(report.unchanged)} unchanged, "
+          f"{len(report.refused)} refused")
+    return 1 if report.refused else 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    problems = notebooks.check()
+    for problem in problems:
+        print(f"- {problem}")
+    print("notebooks OK" if not problems else f"{len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from helpers import runner
+
+    results = runner.run(args.names or None, kind=args.kind, quick=args.quick,
+                         out_dir=Path(args.out) if args.out else None, jobs=args.jobs,
+                         timeout=args.timeout)
+    if args.report:
+        cmd_report(args)
+    return 0 if all(r.ok for r in results) else 1
+
+
+def cmd_refresh(args: argparse.Namespace) -> int:
+    from helpers import runner
+
+    results = runner.refresh_solutions(args.names or None, quick=args.quick)
+    status = notebooks.build()
+    print(f"lessons rebuilt: {len(status.written)} written, {len(status.refused)} refused")
+    return 0 if all(r.ok for r in results) and not status.refused else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from helpers import report
+
+    out = report.write_report(out_dir=Path(args.report_dir) if args.report_dir else None)
+    print(f"report written: {out['markdown']} and {out['html']}")
+    return 0
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    from helpers import env
+
+    result = env.environment_report()
+    print(result)
+    return 0 if result.ok else 1
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from helpers import data
+
+    folder = data.download_mnist()
+    print(f"full MNIST verified in {folder}; use it with data.load_mnist('full')")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(prog="course", description=__doc__)
+    sub = main.add_subparsers(dest="command", required=True)
+
+    lab = sub.add_parser("lab", help="copy lessons into my_work/ and open JupyterLab")
+    lab.add_argument("lesson", nargs="?", help="notebook to open (default: 00_start_here)")
+    lab.add_argument("--no-browser", action="store_true")
+    lab.add_argument("--dry-run", action="store_true", help="copy and print, do not start")
+    lab.set_defaults(func=cmd_lab)
+
+    build = sub.add_parser("build", help="write lessons/ from solutions/")
+    build.add_argument("names", nargs="*")
+    build.add_argument("--force", action="store_true",
+                       help="overwrite lessons with outputs or edits (backed up first)")
+    build.set_defaults(func=cmd_build)
+
+    sub.add_parser("check", help="fail on drift, outputs in lessons, missing cells").set_defaults(
+        func=cmd_check)
+
+    run = sub.add_parser("run", help="execute notebooks headlessly into runs/")
+    run.add_argument("names", nargs="*", help="e.g. 05 or 05_pytorch_dynamic (default: all)")
+    mode = run.add_mutually_exclusive_group()
+    mode.add_argument("--quick", dest="quick", action="store_true", default=True,
+                      help="smaller data and fewer epochs (default)")
+    mode.add_argument("--full", dest="quick", action="store_false", help="the full lessons")
+    run.add_argument("--kind", choices=["lesson", "solution"], default="solution",
+                     help="run the solutions (default, every number measured) or the lessons")
+    run.add_argument("--jobs", type=int, default=1, help="notebooks at once (noisier timings)")
+    run.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
+    run.add_argument("--out", help="folder for executed copies (default: runs/<time>)")
+    run.add_argument("--report", action="store_true", help="write the report afterwards")
+    run.add_argument("--report-dir", help=argparse.SUPPRESS)
+    run.set_defaults(func=cmd_run)
+
+    refresh = sub.add_parser("refresh-solutions",
+                             help="maintainers: re-execute solutions, keep outputs, rebuild lessons")
+    refresh.add_argument("names", nargs="*")
+    refresh.add_argument("--quick", action="store_true")
+    refresh.set_defaults(func=cmd_refresh)
+
+    report = sub.add_parser("report", help="write report/report.md and report.html from results/")
+    report.add_argument("--report-dir", help="output folder (default: report/)")
+    report.set_defaults(func=cmd_report)
+
+    sub.add_parser("env", help="versions, CPU features and quantized engines").set_defaults(
+        func=cmd_env)
+    sub.add_parser("download-mnist", help="fetch full MNIST into data/mnist (needs internet)"
+                   ).set_defaults(func=cmd_download)
+    return main
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

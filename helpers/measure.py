@@ -1,0 +1,154 @@
+"""Honest measurements: serialized size, latency (median and spread), accuracy.
+
+Introduced in lesson 00 and used by every lesson after it. The rules: size is the bytes of the
+serialized file; latency is timed after warm-up over many runs, reported as a median with its
+spread, with the thread count set explicitly; accuracy is measured on the held-out test split.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from helpers import data
+
+
+def torch_size_bytes(model) -> int:
+    """Bytes of ``torch.save(model.state_dict())``: what a checkpoint file would take; lesson 00."""
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.getbuffer().nbytes
+
+
+def tflite_size_bytes(model: bytes | str | os.PathLike) -> int:
+    """Bytes of a TFLite flatbuffer, given the bytes or a path to the ``.tflite`` file."""
+    if isinstance(model, (bytes, bytearray)):
+        return len(model)
+    path = Path(model)
+    if not path.exists():
+        raise FileNotFoundError(f"no .tflite file at {path}; write it first with path.write_bytes()")
+    return path.stat().st_size
+
+
+def megabytes(n_bytes: float) -> float:
+    """Bytes to megabytes (10**6 bytes, as file managers show them)."""
+    return n_bytes / 1e6
+
+
+@contextmanager
+def torch_threads(threads: int) -> Iterator[int]:
+    """Run a block with PyTorch limited to ``threads`` intra-op threads, then restore."""
+    import torch
+
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield threads
+    finally:
+        torch.set_num_threads(before)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Latency of one call: median and interquartile spread in milliseconds."""
+
+    median_ms: float
+    spread_ms: float
+    p10_ms: float
+    p90_ms: float
+    repeats: int
+    threads: int
+
+    def __str__(self) -> str:
+        plural = "s" if self.threads > 1 else ""
+        return (f"{self.median_ms:.3f} ms median (IQR {self.spread_ms:.3f} ms, "
+                f"{self.repeats} runs, {self.threads} thread{plural})")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def latency(fn: Callable[[], object], threads: int = 1, warmup: int = 5, repeats: int = 30,
+            max_seconds: float | None = None) -> Timing:
+    """Time ``fn()`` after ``warmup`` calls; PyTorch runs with exactly ``threads`` threads.
+
+    ``max_seconds`` caps the timed loop (at least 5 runs are always timed), so a slow model
+    in quick mode cannot stall a lesson. TFLite interpreters take their thread count when
+    they are created: build them with the same ``threads`` you pass here.
+    """
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"need repeats >= 1 and warmup >= 0, got {repeats} and {warmup}")
+    times: list[float] = []
+    with torch_threads(threads):
+        for _ in range(warmup):
+            fn()
+        start = time.perf_counter()
+        for i in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t0) * 1e3)
+            if max_seconds is not None and i >= 4 and time.perf_counter() - start > max_seconds:
+                break
+    q1, _, q3 = statistics.quantiles(times, n=4) if len(times) > 1 else (times[0],) * 3
+    p10, p90 = np.percentile(times, [10, 90])
+    return Timing(
+        median_ms=float(statistics.median(times)),
+        spread_ms=float(q3 - q1),
+        p10_ms=float(p10),
+        p90_ms=float(p90),
+        repeats=len(times),
+        threads=threads,
+    )
+
+
+def speedup(baseline: Timing | float, candidate: Timing | float) -> float:
+    """How many times faster ``candidate`` is than ``baseline`` (ratio of medians)."""
+    base = baseline.median_ms if isinstance(baseline, Timing) else float(baseline)
+    cand = candidate.median_ms if isinstance(candidate, Timing) else float(candidate)
+    if cand <= 0:
+        raise ValueError("candidate latency must be positive")
+    return base / cand
+
+
+def torch_accuracy(model, split: data.Split, batch_size: int = 256) -> float:
+    """Top-1 accuracy (0..1) of a PyTorch model on a split, in eval mode; lesson 00."""
+    import torch
+
+    x, y = data.torch_tensors(split)
+    model.eval()
+    correct = 0
+    with torch.inference_mode():
+        for start in range(0, len(y), batch_size):
+            logits = model(x[start : start + batch_size])
+            correct += int((logits.argmax(dim=1) == y[start : start + batch_size]).sum())
+    return correct / len(y)
+
+
+def keras_accuracy(model, split: data.Split, batch_size: int = 256) -> float:
+    """Top-1 accuracy (0..1) of a Keras model on a split; lesson 09."""
+    x, y = data.keras_arrays(split)
+    logits = model.predict(x, batch_size=batch_size, verbose=0)
+    return float(np.mean(np.argmax(logits, axis=1) == y))
+
+
+def tflite_accuracy(lite_model, split: data.Split) -> float:
+    """Top-1 accuracy (0..1) of a :class:`helpers.tflite.LiteModel` on a split; lesson 09.
+
+    Inputs are quantized and outputs dequantized with the tensors' own scale and zero
+    point, so int8, uint8 and float models are compared on the same footing.
+    """
+    x, y = data.keras_arrays(split)
+    logits = lite_model.predict(x)
+    return float(np.mean(np.argmax(logits, axis=1) == y))

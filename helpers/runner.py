@@ -1,0 +1,169 @@
+"""Execute course notebooks headlessly with papermill, never touching the source files.
+
+Used by ``./course run`` (instructors), ``./course refresh-solutions`` (maintainers) and the
+notebook tests. Each notebook runs in its own kernel, so a notebook that switches the process
+to legacy Keras (lesson 12) cannot leak into another.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from helpers import env, notebooks, paths
+
+ALLOWED_LESSON_ERROR = "NotImplementedError"
+
+
+@dataclass
+class RunResult:
+    """How one notebook run went."""
+
+    name: str
+    kind: str
+    output: Path
+    seconds: float
+    errors: list[str] = field(default_factory=list)
+    unfinished_exercises: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def cell_errors(notebook: dict, allow_unfinished: bool) -> tuple[list[str], int]:
+    """Problems in an executed notebook, and how many exercise cells are still unfinished.
+
+    A cell tagged ``raises-exception`` (and not an exercise) demonstrates an error on purpose:
+    it must raise, and may. In a lesson, exercise and check cells may raise only
+    ``NotImplementedError`` (the student has not written them yet). Any other error counts.
+    """
+    errors, unfinished = [], 0
+    for index, cell in enumerate(notebook.get("cells", [])):
+        if cell["cell_type"] != "code":
+            continue
+        cell_tags = set(notebooks.tags(cell))
+        is_exercise_cell = bool({"exercise", "check"} & cell_tags)
+        demonstrates_error = "raises-exception" in cell_tags and not is_exercise_cell
+        first_line = (notebooks.source_text(cell).strip().splitlines() or [""])[0][:60]
+        raised = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        if demonstrates_error and not raised and cell.get("execution_count") is not None:
+            errors.append(f"cell {index} ({first_line!r}) is tagged raises-exception to show "
+                          "an error, but it ran without one")
+        for output in raised:
+            if demonstrates_error:
+                continue
+            if (allow_unfinished and is_exercise_cell
+                    and output.get("ename") == ALLOWED_LESSON_ERROR):
+                unfinished += 1
+                continue
+            errors.append(f"cell {index} ({first_line!r}): "
+                          f"{output.get('ename')}: {output.get('evalue', '')[:300]}")
+    return errors, unfinished
+
+
+def run_one(name: str, kind: str, quick: bool, out_dir: Path, timeout: int = 1800) -> RunResult:
+    """Execute ``lessons/<name>`` or ``solutions/<name>`` into ``out_dir``; never raises on errors."""
+    import papermill
+
+    source_dir = notebooks.lessons_dir() if kind == "lesson" else notebooks.solutions_dir()
+    source = source_dir / name
+    if not source.exists():
+        raise FileNotFoundError(f"{source} does not exist; known: {notebooks.notebook_names()}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    output = out_dir / f"{kind}-{name}"
+    started = time.perf_counter()
+    previous = os.environ.get(env.QUICK_ENV)
+    os.environ[env.QUICK_ENV] = "1" if quick else "0"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        papermill.execute_notebook(
+            str(source), str(output), parameters={"QUICK": quick}, kernel_name="python3",
+            cwd=str(source_dir), progress_bar=False, log_output=False,
+            execution_timeout=timeout,
+        )
+    except Exception as err:  # papermill raises on the first unexpected error; report it below
+        if not output.exists():
+            return RunResult(name, kind, output, time.perf_counter() - started,
+                             [f"{type(err).__name__}: {err}"])
+    finally:
+        if previous is None:
+            os.environ.pop(env.QUICK_ENV, None)
+        else:
+            os.environ[env.QUICK_ENV] = previous
+    executed = json.loads(output.read_text(encoding="utf-8"))
+    errors, unfinished = cell_errors(executed, allow_unfinished=kind == "lesson")
+    return RunResult(name, kind, output, time.perf_counter() - started, errors, unfinished)
+
+
+def run(names: list[str] | None = None, kind: str = "lesson", quick: bool = True,
+        out_dir: Path | None = None, jobs: int = 1, timeout: int = 1800,
+        echo=print) -> list[RunResult]:
+    """Execute notebooks with a progress line each; ``jobs`` > 1 runs several at once."""
+    if kind not in {"lesson", "solution"}:
+        raise ValueError(f"kind must be 'lesson' or 'solution', got {kind!r}")
+    names = [n if n.endswith(".ipynb") else _resolve(n) for n in (names or
+             notebooks.notebook_names())]
+    out_dir = out_dir or paths.repo_root() / "runs" / time.strftime("%Y%m%d-%H%M%S")
+    mode = "quick" if quick else "full"
+    echo(f"Running {len(names)} {kind}(s) in {mode} mode into {out_dir}")
+    if jobs > 1:
+        echo(f"note: {jobs} notebooks at once share the CPU, so latency numbers are noisier")
+
+    def one(index_name: tuple[int, str]) -> RunResult:
+        index, name = index_name
+        result = run_one(name, kind, quick, out_dir, timeout)
+        status = "ok" if result.ok else f"FAILED ({len(result.errors)} error(s))"
+        extra = (f", {result.unfinished_exercises} exercise cell(s) left for the student"
+                 if result.unfinished_exercises else "")
+        echo(f"[{index}/{len(names)}] {name}: {status} in {result.seconds:.0f} s{extra}")
+        return result
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        results = list(pool.map(one, enumerate(names, start=1)))
+    failed = [r for r in results if not r.ok]
+    total = sum(r.seconds for r in results)
+    echo(f"{len(results) - len(failed)} passed, {len(failed)} failed ({total:.0f} s of notebook time)")
+    for result in failed:
+        echo(f"\n{result.name} ({result.kind}) failed; executed copy: {result.output}")
+        for error in result.errors:
+            echo(f"  - {error}")
+    return results
+
+
+def _resolve(prefix: str) -> str:
+    """Accept '05' or '05_pytorch_dynamic' for '05_pytorch_dynamic.ipynb'."""
+    matches = [n for n in notebooks.notebook_names() if n.startswith(prefix)]
+    if len(matches) != 1:
+        raise ValueError(f"{prefix!r} matches {matches or 'no notebook'}; "
+                         f"use one of {notebooks.notebook_names()}")
+    return matches[0]
+
+
+def refresh_solutions(names: list[str] | None = None, quick: bool = False,
+                      timeout: int = 3600, echo=print) -> list[RunResult]:
+    """Re-execute solutions and write their outputs back (maintainers; full mode by default)."""
+    names = [n if n.endswith(".ipynb") else _resolve(n) for n in (names or
+             notebooks.notebook_names())]
+    scratch = paths.repo_root() / "runs" / "refresh"
+    results = run(names, kind="solution", quick=quick, out_dir=scratch, timeout=timeout,
+                  echo=echo)
+    for result in results:
+        if not result.ok:
+            echo(f"kept solutions/{result.name} unchanged because its run failed")
+            continue
+        executed = json.loads(result.output.read_text(encoding="utf-8"))
+        executed["metadata"].pop("papermill", None)
+        for cell in executed["cells"]:
+            cell.get("metadata", {}).pop("papermill", None)
+            cell.get("metadata", {}).pop("execution", None)
+            if "injected-parameters" in notebooks.tags(cell):
+                cell["metadata"]["_drop"] = True
+        executed["cells"] = [c for c in executed["cells"] if not c["metadata"].get("_drop")]
+        (notebooks.solutions_dir() / result.name).write_text(notebooks.dumps(executed),
+                                                              encoding="utf-8")
+    return results

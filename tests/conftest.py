@@ -1,0 +1,41 @@
+"""Test session setup: quick mode, and results/artifacts kept out of the student's folders.
+
+The environment variables are set before any kernel starts, so the notebooks executed by
+papermill (lessons) and nbval (solutions) inherit them.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+SCRATCH = Path(tempfile.mkdtemp(prefix="course-tests-"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ["COURSE_QUICK"] = "1"
+    os.environ["COURSE_RESULTS_DIR"] = str(SCRATCH / "results")
+    os.environ["COURSE_ARTIFACTS_DIR"] = str(SCRATCH / "artifacts")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(scope="session")
+def scratch() -> Path:
+    """The session's scratch folder (results, artifacts and executed notebooks)."""
+    return SCRATCH
+
+
+@pytest.fixture(scope="session")
+def lesson_runs(scratch: Path):
+    """Every lesson executed once with papermill in quick mode, two at a time."""
+    from helpers import runner
+
+    jobs = int(os.environ.get("COURSE_TEST_JOBS", "2"))
+    results = runner.run(kind="lesson", quick=True, out_dir=scratch / "executed", jobs=jobs)
+    return {r.name: r for r in results}
