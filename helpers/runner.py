@@ -161,7 +161,7 @@ def refresh_solutions(names: list[str] | None = None, quick: bool = False,
         for cell in executed["cells"]:
             cell.get("metadata", {}).pop("papermill", None)
             cell.get("metadata", {}).pop("execution", None)
-            if "injected-parameters" in notebooks.tags(cell):
+            if {"injected-parameters", "papermill-error-cell-tag"} & set(notebooks.tags(cell)):
                 cell["metadata"]["_drop"] = True
         executed["cells"] = [c for c in executed["cells"] if not c["metadata"].get("_drop")]
         (notebooks.solutions_dir() / result.name).write_text(notebooks.dumps(executed),

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 SCRATCH = Path(tempfile.mkdtemp(prefix="course-tests-"))
+LESSONS_KEY = pytest.StashKey[list]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -31,11 +32,25 @@ def scratch() -> Path:
     return SCRATCH
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Remember which lessons the selected tests need, so they are executed once, together."""
+    names = set()
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec and "lesson_runs" in getattr(item, "fixturenames", ()):
+            names.add(callspec.params["name"])
+    config.stash[LESSONS_KEY] = sorted(names)
+
+
+
+
 @pytest.fixture(scope="session")
-def lesson_runs(scratch: Path):
-    """Every lesson executed once with papermill in quick mode, two at a time."""
+def lesson_runs(request: pytest.FixtureRequest, scratch: Path):
+    """The selected lessons executed once with papermill in quick mode, two at a time."""
     from helpers import runner
 
+    names = request.config.stash[LESSONS_KEY]
     jobs = int(os.environ.get("COURSE_TEST_JOBS", "2"))
-    results = runner.run(kind="lesson", quick=True, out_dir=scratch / "executed", jobs=jobs)
+    results = runner.run(names, kind="lesson", quick=True, out_dir=scratch / "executed",
+                         jobs=jobs)
     return {r.name: r for r in results}
