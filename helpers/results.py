@@ -19,7 +19,7 @@ import json
 import math
 import os
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +75,7 @@ class Recorder:
         payload = {
             "notebook": self.notebook,
             "quick": self.quick,
-            "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "updated": datetime.now(UTC).isoformat(timespec="seconds"),
             "records": self.records,
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import tempfile
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -103,7 +104,7 @@ def pretrained(name: str, epochs: int = 3, source: str = "subset", seed: int = 0
         try:
             model.load_state_dict(torch.load(path, weights_only=True))
             return model.eval()
-        except (RuntimeError, EOFError, OSError) as err:
+        except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as err:
             warnings.warn(f"cached weights {path.name} are unreadable ({err}); retraining",
                           stacklevel=2)
             path.unlink()

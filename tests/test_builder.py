@@ -1,0 +1,102 @@
+"""helpers.notebooks: lessons are exactly what the builder makes from the solutions."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from helpers import notebooks
+
+
+def _cell(kind: str, text: str, tags: list[str] | None = None) -> dict:
+    cell = {"cell_type": kind, "metadata": {"tags": tags or []}, "source": text}
+    if kind == "code":
+        cell.update(outputs=[{"output_type": "stream", "name": "stdout", "text": "hi"}],
+                    execution_count=3)
+    return cell
+
+
+def _solution() -> dict:
+    return {
+        "cells": [
+            _cell("markdown", "# 99 · Test\n\nWhat you will learn"),
+            _cell("code", "QUICK = False", ["parameters"]),
+            _cell("code", "def f(x):\n    ### BEGIN SOLUTION\n    return x + 1\n    ### END SOLUTION"),
+            _cell("code", "check(f)", ["check"]),
+            _cell("markdown", "## Summary and takeaways\n\n- done"),
+        ],
+        "metadata": {"kernelspec": {"name": "python3"}, "papermill": {"x": 1}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+
+
+def test_lessons_match_the_solutions():
+    problems = notebooks.check()
+    assert not problems, "\n".join(problems)
+
+
+def test_every_solution_has_outputs():
+    for name in notebooks.notebook_names():
+        solution = notebooks.read(notebooks.solutions_dir() / name)
+        assert any(c.get("outputs") for c in solution["cells"] if c["cell_type"] == "code"), (
+            f"solutions/{name} is committed without outputs: run ./course refresh-solutions")
+
+
+def test_strip_solutions_keeps_indentation_and_rejects_unbalanced_markers():
+    text = "def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION\nprint(2)"
+    assert notebooks.strip_solutions(text) == (
+        "def f():\n    # YOUR CODE HERE\n    raise NotImplementedError()\nprint(2)")
+    with pytest.raises(ValueError, match="without an END"):
+        notebooks.strip_solutions("### BEGIN SOLUTION\nx = 1")
+    with pytest.raises(ValueError, match="without a BEGIN"):
+        notebooks.strip_solutions("x = 1\n### END SOLUTION")
+
+
+def test_build_lesson_stubs_exercises_clears_outputs_and_adds_navigation():
+    lesson = notebooks.build_lesson(_solution(), "99_test.ipynb", ["98_a.ipynb", "99_test.ipynb"])
+    sources = [notebooks.source_text(c) for c in lesson["cells"]]
+    assert "raise NotImplementedError()" in sources[2] and "x + 1" not in sources[2]
+    assert all(c["outputs"] == [] for c in lesson["cells"] if c["cell_type"] == "code")
+    assert {"exercise", "raises-exception"} <= set(notebooks.tags(lesson["cells"][2]))
+    assert "raises-exception" in notebooks.tags(lesson["cells"][3])
+    assert "[← 98_a](98_a.ipynb)" in sources[0] and "Solution" in sources[-1]
+    assert "papermill" not in lesson["metadata"]
+    assert not notebooks.student_changed(lesson)
+
+
+def test_student_edits_are_detected():
+    lesson = notebooks.build_lesson(_solution(), "99_test.ipynb", ["99_test.ipynb"])
+    lesson["cells"][2]["source"] = "def f(x):\n    return x + 1"
+    assert notebooks.student_changed(lesson)
+
+
+def test_structure_problems_are_named():
+    broken = _solution()
+    broken["cells"][0] = _cell("markdown", "no title")
+    broken["cells"][1]["metadata"]["tags"] = []
+    broken["cells"][3]["metadata"]["tags"] = []
+    broken["cells"].pop()
+    problems = " ".join(notebooks.structure_problems(broken))
+    for phrase in ("title cell", "parameters", "tagged 'check'", "summary"):
+        assert phrase in problems
+
+
+def test_build_refuses_to_overwrite_a_students_lesson(tmp_path, monkeypatch):
+    monkeypatch.setattr(notebooks.paths, "ROOT", tmp_path)
+    (tmp_path / "solutions").mkdir()
+    (tmp_path / "solutions" / "99_test.ipynb").write_text(json.dumps(_solution()))
+    assert notebooks.build().written == ["99_test.ipynb"]
+    lesson_path = tmp_path / "lessons" / "99_test.ipynb"
+    worked = json.loads(lesson_path.read_text())
+    worked["cells"][2]["source"] = ["def f(x):\n", "    return x + 1  # my answer"]
+    lesson_path.write_text(json.dumps(worked))
+    solution = _solution()
+    solution["cells"][0]["source"] = "# 99 · Test, revised"
+    (tmp_path / "solutions" / "99_test.ipynb").write_text(json.dumps(solution))
+    report = notebooks.build()
+    assert report.refused == ["99_test.ipynb"] and "my answer" in lesson_path.read_text()
+    forced = notebooks.build(force=True)
+    assert forced.written == ["99_test.ipynb"] and len(forced.backed_up) == 1
+    assert "my answer" in (tmp_path / forced.backed_up[0]).read_text()

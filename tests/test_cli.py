@@ -1,0 +1,43 @@
+"""helpers.cli: the commands instructors and students type."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers import cli, notebooks
+
+
+def test_lab_copies_lessons_without_overwriting(tmp_path):
+    work = tmp_path / "my_work"
+    added, kept = cli.copy_lessons_to_work(work)
+    assert "00_start_here.ipynb" in added and not kept
+    mine = work / "00_start_here.ipynb"
+    mine.write_text("my notes")
+    added, kept = cli.copy_lessons_to_work(work)
+    assert not added and "00_start_here.ipynb" in kept
+    assert mine.read_text() == "my notes"
+
+
+def test_check_command_passes_on_the_repository(capsys):
+    assert cli.main(["check"]) == 0
+    assert "notebooks OK" in capsys.readouterr().out
+
+
+def test_build_command_leaves_lessons_unchanged(capsys):
+    assert cli.main(["build"]) == 0
+    out = capsys.readouterr().out
+    assert f"0 written, {len(notebooks.notebook_names())} unchanged" in out
+
+
+def test_unknown_command_and_notebook_are_refused(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["fly"])
+    from helpers import runner
+
+    with pytest.raises(ValueError, match="matches no notebook"):
+        runner.run(["99"], kind="lesson")
+
+
+def test_env_command_prints_a_verdict(capsys):
+    cli.main(["env"])
+    assert "Verdict" in capsys.readouterr().out

@@ -1,0 +1,73 @@
+"""helpers.measure: sizes, latency statistics with explicit threads, accuracy."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from helpers import data, measure
+
+
+def test_torch_size_counts_serialized_bytes():
+    small, big = nn.Linear(10, 10), nn.Linear(100, 100)
+    assert measure.torch_size_bytes(big) > 100 * 100 * 4 > measure.torch_size_bytes(small)
+
+
+def test_tflite_size_from_bytes_and_path(tmp_path):
+    path = tmp_path / "m.tflite"
+    path.write_bytes(b"x" * 123)
+    assert measure.tflite_size_bytes(b"x" * 123) == 123 == measure.tflite_size_bytes(path)
+    with pytest.raises(FileNotFoundError, match="no .tflite file"):
+        measure.tflite_size_bytes(tmp_path / "missing.tflite")
+
+
+def test_latency_reports_median_spread_and_threads():
+    timing = measure.latency(lambda: time.sleep(0.002), threads=1, warmup=1, repeats=7)
+    assert timing.repeats == 7 and timing.threads == 1
+    assert 1.5 < timing.median_ms < 50
+    assert timing.spread_ms >= 0 and timing.p10_ms <= timing.median_ms <= timing.p90_ms
+    assert "median" in str(timing)
+
+
+def test_latency_sets_and_restores_torch_threads():
+    before = torch.get_num_threads()
+    seen = []
+    measure.latency(lambda: seen.append(torch.get_num_threads()), threads=1, warmup=0, repeats=3)
+    assert set(seen) == {1} and torch.get_num_threads() == before
+
+
+def test_latency_max_seconds_caps_the_loop():
+    timing = measure.latency(lambda: time.sleep(0.01), warmup=0, repeats=1000, max_seconds=0.05)
+    assert 5 <= timing.repeats < 1000
+
+
+def test_latency_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="repeats >= 1"):
+        measure.latency(lambda: None, repeats=0)
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        measure.latency(lambda: None, threads=0)
+
+
+def test_speedup_is_a_ratio_of_medians():
+    assert measure.speedup(10.0, 2.5) == 4.0
+    with pytest.raises(ValueError, match="positive"):
+        measure.speedup(1.0, 0.0)
+
+
+def test_torch_accuracy_of_a_perfect_and_a_constant_model():
+    split = data.Split(np.zeros((20, 28, 28), np.float32), np.arange(20) % 10)
+
+    class Oracle(nn.Module):
+        def forward(self, x):
+            return nn.functional.one_hot(torch.arange(len(x)) % 10, 10).float()
+
+    class AlwaysZero(nn.Module):
+        def forward(self, x):
+            return nn.functional.one_hot(torch.zeros(len(x), dtype=torch.long), 10).float()
+
+    assert measure.torch_accuracy(Oracle(), split, batch_size=20) == 1.0
+    assert measure.torch_accuracy(AlwaysZero(), split) == pytest.approx(0.1)

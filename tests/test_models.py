@@ -1,0 +1,78 @@
+"""helpers.models and helpers.training: shapes, fusion groups, the recipe cache."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from helpers import models, training
+
+
+def test_models_map_digits_to_ten_logits():
+    x = torch.randn(4, 1, 28, 28)
+    for name in models.TORCH_MODELS:
+        assert models.build_torch_model(name)(x).shape == (4, 10)
+    assert models.SmallCNN(eager=False)(x).shape == (4, 10)
+
+
+def test_unknown_model_name_lists_the_known_ones():
+    with pytest.raises(KeyError, match="course models are"):
+        models.build_torch_model("resnet1000")
+
+
+def test_fusion_groups_name_real_modules_and_fuse():
+    model = models.SmallCNN().eval()
+    names = dict(model.named_modules())
+    for group in model.fusion_groups():
+        assert all(name in names for name in group)
+    fused = torch.ao.quantization.fuse_modules(model, model.fusion_groups())
+    x = torch.randn(2, 1, 28, 28)
+    torch.testing.assert_close(fused(x), model(x), atol=1e-4, rtol=1e-4)
+
+
+def test_eager_and_plain_cnn_compute_the_same_function():
+    torch.manual_seed(0)
+    eager = models.SmallCNN(eager=True).eval()
+    plain = models.SmallCNN(eager=False).eval()
+    plain.load_state_dict(eager.state_dict())
+    x = torch.randn(3, 1, 28, 28)
+    torch.testing.assert_close(eager(x), plain(x))
+
+
+def test_count_parameters():
+    assert models.count_parameters(torch.nn.Linear(3, 2)) == 8
+
+
+def test_recipe_key_changes_with_recipe_and_architecture():
+    base = training.Recipe(model="mlp")
+    assert base.key() == training.Recipe(model="mlp").key()
+    assert base.key() != training.Recipe(model="mlp", epochs=4).key()
+    assert base.key("a") != base.key("b")
+
+
+def test_pretrained_trains_once_then_loads_from_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
+    first = training.pretrained("mlp", epochs=1, hidden=16)
+    files = list(tmp_path.glob("mlp-*.pt"))
+    assert len(files) == 1
+    second = training.pretrained("mlp", epochs=1, hidden=16)
+    for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert not second.training
+
+
+def test_corrupt_cache_file_is_retrained(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
+    training.pretrained("mlp", epochs=1, hidden=8)
+    (cached,) = tmp_path.glob("mlp-*.pt")
+    cached.write_bytes(b"garbage")
+    with pytest.warns(UserWarning, match="retraining"):
+        model = training.pretrained("mlp", epochs=1, hidden=8)
+    assert model(torch.zeros(1, 1, 28, 28)).shape == (1, 10)
+
+
+def test_train_epochs_rejects_zero_epochs():
+    from helpers import data
+
+    with pytest.raises(ValueError, match="epochs must be >= 1"):
+        training.train_epochs(models.MLP(), data.load_mnist().calib, epochs=0)

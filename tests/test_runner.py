@@ -1,0 +1,36 @@
+"""helpers.runner: which errors in an executed notebook count as failures."""
+
+from __future__ import annotations
+
+from helpers import runner
+
+
+def _code(tags, ename=None, ran=True):
+    outputs = [{"output_type": "error", "ename": ename, "evalue": "boom"}] if ename else []
+    return {"cell_type": "code", "metadata": {"tags": tags}, "source": "x = 1",
+            "outputs": outputs, "execution_count": 1 if ran else None}
+
+
+def test_unfinished_exercises_are_allowed_in_lessons_only():
+    notebook = {"cells": [_code(["exercise", "raises-exception"], "NotImplementedError"),
+                          _code(["check", "raises-exception"], "NotImplementedError")]}
+    assert runner.cell_errors(notebook, allow_unfinished=True) == ([], 2)
+    errors, _ = runner.cell_errors(notebook, allow_unfinished=False)
+    assert len(errors) == 2
+
+
+def test_other_errors_in_exercise_cells_fail():
+    notebook = {"cells": [_code(["check", "raises-exception"], "NameError")]}
+    errors, unfinished = runner.cell_errors(notebook, allow_unfinished=True)
+    assert unfinished == 0 and "NameError" in errors[0]
+
+
+def test_demonstration_cells_must_raise():
+    assert runner.cell_errors({"cells": [_code(["raises-exception"], "TypeError")]}, False) == ([], 0)
+    errors, _ = runner.cell_errors({"cells": [_code(["raises-exception"])]}, False)
+    assert "ran without one" in errors[0]
+
+
+def test_untagged_errors_fail():
+    errors, _ = runner.cell_errors({"cells": [_code([], "ValueError")]}, True)
+    assert "ValueError" in errors[0]
