@@ -125,3 +125,18 @@ def _check_values(x: np.ndarray) -> np.ndarray:
     if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
         raise ValueError("the tensor holds NaN or inf; quantization needs finite values")
     return x
+
+
+def error_split(x: np.ndarray, scale: float, zero_point: int, qmin: int,
+                qmax: int) -> tuple[float, float]:
+    """(rounding, clipping) parts of the quantization MSE; they add up to the total; lesson 02.
+
+    Values inside the grid's range only suffer rounding (at most scale / 2); values outside
+    it are clamped to the end of the grid, which is the clipping error.
+    """
+    x = _check_values(x).astype(np.float64)
+    x_hat = dequantize(quantize(x, scale, zero_point, qmin, qmax), scale, zero_point)
+    lo, hi = (qmin - zero_point) * scale, (qmax - zero_point) * scale
+    clipped = (x < lo - scale / 2) | (x > hi + scale / 2)
+    squared = (x - x_hat.astype(np.float64)) ** 2
+    return float(squared[~clipped].sum() / x.size), float(squared[clipped].sum() / x.size)

@@ -8,30 +8,47 @@ an input of the wrong dtype with a message that says how to fix it.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
 import os
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
+
+from helpers import paths
 
 CONVERSION_MODES = ("fp32", "dynamic", "int8-fallback", "int8", "int8-int8io", "float16", "16x8")
 
 
 class LiteModel:
-    """A ``.tflite`` model loaded into a LiteRT interpreter with a fixed thread count."""
+    """A ``.tflite`` model in a LiteRT interpreter with a fixed thread count; lesson 09.
 
-    def __init__(self, model: bytes | str | os.PathLike, num_threads: int = 1) -> None:
-        from ai_edge_litert.interpreter import Interpreter
+    ``xnnpack=False`` runs TFLite's own built-in kernels instead of the XNNPACK delegate
+    that LiteRT applies by default on CPU (lesson 09 compares the two).
+    """
+
+    def __init__(self, model: bytes | str | os.PathLike, num_threads: int = 1,
+                 xnnpack: bool = True) -> None:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         if num_threads < 1:
             raise ValueError(f"num_threads must be >= 1, got {num_threads}")
+        resolver = (OpResolverType.AUTO if xnnpack
+                    else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        kwargs = {"num_threads": num_threads, "experimental_op_resolver_type": resolver}
         if isinstance(model, (bytes, bytearray)):
-            self.interpreter = Interpreter(model_content=bytes(model), num_threads=num_threads)
+            self.interpreter = Interpreter(model_content=bytes(model), **kwargs)
         else:
             path = Path(model)
             if not path.exists():
-                raise FileNotFoundError(f"no .tflite file at {path}")
-            self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+                raise FileNotFoundError(f"no .tflite file at {path}; write it first with "
+                                        "path.write_bytes(converter.convert())")
+            self.interpreter = Interpreter(model_path=str(path), **kwargs)
         self.threads = num_threads
+        self.xnnpack = xnnpack
         self.interpreter.allocate_tensors()
         self.batch = int(self.input_detail["shape"][0])
 
@@ -108,7 +125,13 @@ class LiteModel:
         return np.concatenate(outputs)
 
     def tensors(self) -> list[dict]:
-        """Every tensor in the flatbuffer: name, dtype, shape and quantization parameters."""
+        """Every tensor in the flatbuffer: name, dtype, shape, quantization parameters; lesson 09.
+
+        ``is_constant`` marks the tensors stored in the file (weights, biases): those that no
+        operator produces and that are not the model's input.
+        """
+        produced = {i for op in self.interpreter._get_ops_details() for i in op["outputs"]}
+        produced |= {d["index"] for d in self.interpreter.get_input_details()}
         rows = []
         for t in self.interpreter.get_tensor_details():
             qp = t.get("quantization_parameters", {})
@@ -120,8 +143,21 @@ class LiteModel:
                 "scales": np.asarray(qp.get("scales", [])),
                 "zero_points": np.asarray(qp.get("zero_points", [])),
                 "quantized_dimension": int(qp.get("quantized_dimension", 0)),
+                "is_constant": t["index"] not in produced,
             })
         return rows
+
+    def ops(self) -> list[str]:
+        """The operator names in the graph, in order; lesson 09.
+
+        With a delegate, the interpreter appends one ``DELEGATE`` node per partition of
+        the graph it took over; the original nodes stay listed.
+        """
+        return [op["op_name"] for op in self.interpreter._get_ops_details()]
+
+    def delegate_partitions(self) -> int:
+        """How many pieces the XNNPACK delegate runs (each boundary costs a hand-over)."""
+        return self.ops().count("DELEGATE")
 
 
 def quantize_to(x: np.ndarray, detail: dict) -> np.ndarray:
@@ -165,12 +201,45 @@ def representative_dataset(images: np.ndarray, samples: int = 100):
     return generator
 
 
-def convert_keras(model, mode: str = "fp32", calib_images: np.ndarray | None = None,
-                  samples: int = 100) -> bytes:
-    """Convert a Keras model to TFLite bytes in one of :data:`CONVERSION_MODES`; lesson 13.
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Silence the converter's chatter, Python's and the C++ logs written to fds 1 and 2."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(os.devnull, "w") as null:
+        try:
+            os.dup2(null.fileno(), 1)
+            os.dup2(null.fileno(), 2)
+            with contextlib.redirect_stdout(io.StringIO()), \
+                    contextlib.redirect_stderr(io.StringIO()):
+                yield
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
 
-    Lessons 09 to 11 write each converter call out in full; this is the same calls in one
-    place for the capstone.
+
+def import_tensorflow(threads: int | None = None):
+    """Import TensorFlow without its start-up logs; optionally fix its thread count; lesson 09."""
+    with quiet():
+        import tensorflow as tf
+
+        tf.get_logger().setLevel("ERROR")  # "Assets written to ..." on every conversion
+        if threads is not None:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        tf.constant(0)  # the device set-up logs come with the first operation
+    return tf
+
+
+def convert_keras(model, mode: str = "fp32", calib_images: np.ndarray | None = None,
+                  samples: int = 100, silent: bool = True) -> bytes:
+    """Convert a Keras model to TFLite bytes in one of :data:`CONVERSION_MODES`; lesson 11.
+
+    Lessons 09 to 11 write each converter call out in full first; this is the same calls
+    in one place for the comparisons and the capstone.
     """
     import tensorflow as tf
 
@@ -194,4 +263,87 @@ def convert_keras(model, mode: str = "fp32", calib_images: np.ndarray | None = N
         converter.target_spec.supported_ops = [
             tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
         ]
-    return converter.convert()
+    if not silent:
+        return converter.convert()
+    with quiet():
+        return converter.convert()
+
+
+def build_mobilenet_like(resolution: int = 128, activation: str = "relu", seed: int = 0):
+    """A MobileNetV2-shaped Keras model (3.5M parameters, no batch norm) for latency; lesson 09.
+
+    The inverted-residual layout of MobileNetV2 (expand 1x1, depthwise 3x3, project 1x1, skip
+    add) at its width and depth, without batch norm so that it converts in seconds rather
+    than the minute ``keras.applications.MobileNetV2`` takes. Untrained: for size and speed only.
+    ReLU rather than MobileNetV2's ReLU6: an untrained layer that calibrates to an all-zero
+    range gets a tiny scale, and the 16x8 kernels cannot clamp to 6 at that scale (lesson 11).
+    """
+    import keras
+
+    layers = keras.layers
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((resolution, resolution, 3), name="image")
+    x = layers.Conv2D(32, 3, strides=2, padding="same", activation=activation)(inputs)
+    channels = 32
+    for expand, out, repeats, stride in ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2),
+                                         (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
+                                         (6, 320, 1, 1)):
+        for i in range(repeats):
+            y = layers.Conv2D(channels * expand, 1, activation=activation)(x) if expand > 1 else x
+            y = layers.DepthwiseConv2D(3, strides=stride if i == 0 else 1, padding="same",
+                                       activation=activation)(y)
+            y = layers.Conv2D(out, 1)(y)
+            x = layers.Add()([x, y]) if i > 0 else y
+            channels = out
+    x = layers.Conv2D(1280, 1, activation=activation)(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, layers.Dense(1000, name="logits")(x), name="mobilenet_like")
+
+
+def cached_conversion(key: str, build: Callable[[], bytes]) -> bytes:
+    """TFLite bytes from ``data/cache`` by ``key`` (plus the TF version), or built and stored.
+
+    For conversions that take long and always give the same file, such as the untrained
+    latency model of lessons 09 to 11.
+    """
+    import tensorflow as tf
+
+    digest = hashlib.sha256(f"{key}|tf{tf.__version__}".encode()).hexdigest()[:12]
+    path = paths.cache_dir() / f"tflite-{digest}.tflite"
+    if path.exists() and path.stat().st_size > 0:
+        return path.read_bytes()
+    content = build()
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(content)
+    os.replace(tmp, path)  # atomic: two notebooks converting at once never see half a file
+    return content
+
+
+def with_outlier_channel(model, gain: float = 100.0):
+    """The Keras CNN plus one conv channel of huge activations that the output ignores; lesson 11.
+
+    The extra filter adds ``gain`` times each 3x3 patch of pixels, and the dense layer gives it
+    zero weight, so the float model predicts exactly as before. Its activations share one
+    per-tensor scale with the real channels, which is what int8 cannot afford and 16x8 can.
+    """
+    import keras
+
+    from helpers import models
+
+    conv = next(layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
+    dense = next(layer for layer in model.layers if isinstance(layer, keras.layers.Dense))
+    kernel, bias = conv.get_weights()
+    dense_kernel, dense_bias = dense.get_weights()
+    filters = kernel.shape[-1]
+    outlier = models.build_keras_cnn(filters=filters + 1)
+    new_kernel = np.concatenate([kernel, np.full(kernel.shape[:3] + (1,), gain, kernel.dtype)], -1)
+    side = int(round(np.sqrt(dense_kernel.shape[0] / filters)))
+    per_position = dense_kernel.reshape(side, side, filters, -1)
+    zeros = np.zeros((side, side, 1, per_position.shape[-1]), dense_kernel.dtype)
+    new_dense = np.concatenate([per_position, zeros], axis=2).reshape(-1, per_position.shape[-1])
+    for layer in outlier.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            layer.set_weights([new_kernel, np.append(bias, 0).astype(bias.dtype)])
+        elif isinstance(layer, keras.layers.Dense):
+            layer.set_weights([new_dense, dense_bias])
+    return outlier
