@@ -82,7 +82,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     from helpers import runner
 
     results = runner.refresh_solutions(args.names or None, quick=args.quick)
-    status = notebooks.build()
+    status = notebooks.build([r.name for r in results if r.ok])
     print(f"lessons rebuilt: {len(status.written)} written, {len(status.refused)} refused")
     return 0 if all(r.ok for r in results) and not status.refused else 1
 

@@ -32,8 +32,9 @@ def scratch() -> Path:
     return SCRATCH
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Remember which lessons the selected tests need, so they are executed once, together."""
+    """Remember which lessons the selected tests need (after -k and -m deselection)."""
     names = set()
     for item in items:
         callspec = getattr(item, "callspec", None)
