@@ -20,7 +20,7 @@ from helpers.plot import quantization as qplot
 
 @dataclass(frozen=True)
 class State:
-    """What the explorer shows: a bit width, a scheme and a clipping range."""
+    """What the explorer shows: a bit width, a scheme and a clipping range; lesson 02."""
 
     bits: int = 4
     symmetric: bool = False

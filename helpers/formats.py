@@ -44,7 +44,7 @@ def bits_of(fmt: str) -> int:
 
 @dataclass(frozen=True)
 class FloatFields:
-    """The three bit fields of one stored float, and the value they encode."""
+    """The three bit fields of one stored float, and the value they encode; lesson 01."""
 
     fmt: str
     sign: int
@@ -73,7 +73,7 @@ class FloatFields:
 
 
 def float_fields(x: float, fmt: str = "fp32") -> FloatFields:
-    """Round ``x`` to a float format and split the stored bits into sign, exponent, mantissa."""
+    """Round ``x`` to a float format and split its stored bits into fields; lesson 01."""
     exponent_bits, mantissa_bits, dtype, view = _float_format(fmt)
     if not math.isfinite(x):
         raise ValueError(f"float_fields() takes a finite number, got {x}")

@@ -178,7 +178,7 @@ class BuildReport:
 def build(names: list[str] | None = None, force: bool = False) -> BuildReport:
     """Write lessons/ from solutions/, refusing to overwrite a student's work unless forced."""
     all_names = notebook_names()
-    names = names or all_names
+    names = all_names if names is None else names
     report = BuildReport()
     lessons_dir().mkdir(exist_ok=True)
     for name in names:

@@ -155,13 +155,20 @@ class LiteModel:
         """
         return [op["op_name"] for op in self.interpreter._get_ops_details()]
 
+    def ops_with_weight_dtype(self) -> list[tuple[str, str | None]]:
+        """Each operator with the dtype of its second input (conv and dense weights); lesson 09."""
+        dtypes = {t["index"]: np.dtype(t["dtype"]).name
+                  for t in self.interpreter.get_tensor_details()}
+        return [(op["op_name"], dtypes.get(op["inputs"][1]) if len(op["inputs"]) > 1 else None)
+                for op in self.interpreter._get_ops_details() if op["op_name"] != "DELEGATE"]
+
     def delegate_partitions(self) -> int:
         """How many pieces the XNNPACK delegate runs (each boundary costs a hand-over)."""
         return self.ops().count("DELEGATE")
 
 
 def quantize_to(x: np.ndarray, detail: dict) -> np.ndarray:
-    """Quantize float ``x`` for a tensor described by ``detail`` (from get_input_details)."""
+    """Quantize float ``x`` for a tensor described by ``detail`` (from get_input_details); lesson 10."""
     dtype = np.dtype(detail["dtype"])
     if dtype.kind == "f":
         return x.astype(dtype)
@@ -174,7 +181,7 @@ def quantize_to(x: np.ndarray, detail: dict) -> np.ndarray:
 
 
 def dequantize_from(q: np.ndarray, detail: dict) -> np.ndarray:
-    """Dequantize raw values of a tensor described by ``detail`` to float32."""
+    """Dequantize raw values of a tensor described by ``detail`` to float32; lesson 10."""
     dtype = np.dtype(detail["dtype"])
     if dtype.kind == "f":
         return q.astype(np.float32)
@@ -203,7 +210,7 @@ def representative_dataset(images: np.ndarray, samples: int = 100):
 
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:
-    """Silence the converter's chatter, Python's and the C++ logs written to fds 1 and 2."""
+    """Silence the converter's chatter: Python's and the C++ logs written to fds 1 and 2; lesson 09."""
     sys.stdout.flush()
     sys.stderr.flush()
     saved = [os.dup(1), os.dup(2)]
@@ -301,7 +308,7 @@ def build_mobilenet_like(resolution: int = 128, activation: str = "relu", seed: 
 
 
 def cached_conversion(key: str, build: Callable[[], bytes]) -> bytes:
-    """TFLite bytes from ``data/cache`` by ``key`` (plus the TF version), or built and stored.
+    """TFLite bytes from ``data/cache`` by ``key`` (and TF version), or built and stored; lesson 09.
 
     For conversions that take long and always give the same file, such as the untrained
     latency model of lessons 09 to 11.

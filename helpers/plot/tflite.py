@@ -13,7 +13,7 @@ DTYPE_COLORS = {"float32": "#4C78A8", "float16": "#72B7B2", "int8": "#F58518",
 
 
 def tensor_bytes_by_dtype(rows: Sequence[dict]) -> dict[str, int]:
-    """Bytes of the constant tensors (weights, biases) of a model, summed by dtype."""
+    """Bytes of the constant tensors (weights, biases) of a model, summed by dtype; lesson 09."""
     totals: dict[str, int] = {}
     for row in rows:
         if row.get("is_constant", True):
