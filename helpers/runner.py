@@ -79,7 +79,7 @@ def run_one(name: str, kind: str, quick: bool, out_dir: Path, timeout: int = 180
     started = time.perf_counter()
     previous = os.environ.get(env.QUICK_ENV)
     os.environ[env.QUICK_ENV] = "1" if quick else "0"
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         papermill.execute_notebook(
             str(source), str(output), parameters={"QUICK": quick}, kernel_name="python3",

@@ -20,7 +20,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["COURSE_QUICK"] = "1"
     os.environ["COURSE_RESULTS_DIR"] = str(SCRATCH / "results")
     os.environ["COURSE_ARTIFACTS_DIR"] = str(SCRATCH / "artifacts")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     os.environ.setdefault("MPLBACKEND", "Agg")
