@@ -103,3 +103,16 @@ def test_build_pytorch_refuses_to_load_triton_after_tensorflow(monkeypatch):
     monkeypatch.setattr("importlib.util.find_spec", lambda name: object())
     with pytest.raises(RuntimeError, match="before anything imports tensorflow"):
         capstone.build_pytorch(data.load_mnist().calib, data.load_mnist().train)
+
+
+def test_capstone_figures_have_labelled_axes():
+    from helpers.plot import capstone as capstone_plot
+
+    rows = capstone.with_baselines(ROWS)
+    fig = capstone_plot.pareto_by_framework(rows, x="size_bytes")
+    assert [ax.get_title() for ax in fig.axes] == ["PyTorch (small_cnn)", "TFLite (Keras CNN)"]
+    assert all(ax.get_xlabel().startswith("size (MB)") for ax in fig.axes)
+    bars = capstone_plot.relative_to_float(rows)
+    assert bars.axes[2].get_xlabel() == "accuracy change (points)"
+    with pytest.raises(ValueError, match="with_baselines"):
+        capstone_plot.relative_to_float(ROWS)

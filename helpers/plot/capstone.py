@@ -57,19 +57,20 @@ def pareto_by_framework(rows: Sequence[dict], x: str = "latency_ms", y: str = "a
         chosen = sorted((r for r in rows if r["framework"] == framework), key=lambda r: r[x])
         xs, ys = _values(x, [r[x] for r in chosen]), _values(y, [r[y] for r in chosen])
         ax.scatter(xs, ys, s=45, color=COLORS[framework], zorder=3)
-        for i, (row, px, py) in enumerate(zip(chosen, xs, ys, strict=True)):
-            # Stagger labels: methods often tie on accuracy and would print on top of each other.
-            ax.annotate(row["name"], (px, py), textcoords="offset points", fontsize=8,
-                        xytext=(5, 5) if i % 2 == 0 else (5, -12))
+        for i, (names, px, py) in enumerate(_clusters(chosen, xs, ys)):
+            # Points that coincide share one label; neighbours alternate above and below.
+            ax.annotate("\n".join(names), (px, py), textcoords="offset points", fontsize=8,
+                        xytext=(5, 5) if i % 2 == 0 else (5, -9 - 9 * len(names)))
         front = pareto_front(list(zip(xs, ys, strict=True)))
         ax.plot(xs[front], ys[front], "--", color="grey", zorder=2, label="Pareto front")
-        if log_x:
+        if log_x and xs.max() / xs.min() > 8:  # a narrow range reads better on a linear axis
             ax.set_xscale("log")
+            ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
             ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
-            ax.xaxis.set_minor_formatter(ticker.FormatStrFormatter("%g"))
+            ax.xaxis.set_minor_formatter(ticker.NullFormatter())
         pad = max(0.5, 0.3 * float(ys.max() - ys.min()))
         ax.set_ylim(ys.min() - pad, ys.max() + pad)
-        ax.set_xlabel(METRIC_LABELS.get(x, x) + (", log scale" if log_x else ""))
+        ax.set_xlabel(METRIC_LABELS.get(x, x) + (", log scale" if ax.get_xscale() == "log" else ""))
         ax.set_ylabel(METRIC_LABELS.get(y, y))
         ax.set_title("PyTorch (small_cnn)" if framework == "pytorch" else "TFLite (Keras CNN)")
         ax.grid(alpha=0.3, which="both")
@@ -77,3 +78,16 @@ def pareto_by_framework(rows: Sequence[dict], x: str = "latency_ms", y: str = "a
     fig.suptitle(title or f"{METRIC_LABELS.get(y, y)} vs {METRIC_LABELS.get(x, x)}")
     fig.tight_layout()
     return fig
+
+
+def _clusters(rows: Sequence[dict], xs: np.ndarray, ys: np.ndarray, close: float = 0.06):
+    """Group points (sorted by x) whose x differ by under ``close`` (relative) at equal y."""
+    groups: list[tuple[list[str], float, float]] = []
+    for row, px, py in zip(rows, xs, ys, strict=True):
+        for names, gx, gy in groups:
+            if abs(gy - py) < 0.05 and abs(px - gx) <= close * max(abs(gx), 1e-12):
+                names.append(row["name"])
+                break
+        else:
+            groups.append(([row["name"]], float(px), float(py)))
+    return groups
