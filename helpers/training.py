@@ -131,14 +131,18 @@ def keras_pretrained(epochs: int = 5, source: str = "subset", seed: int = 0, fil
     recipe = Recipe(model="keras_cnn", epochs=epochs, seed=seed, source=source,
                     model_kwargs={"filters": filters, "keras": keras.__version__})
     model = models.build_keras_cnn(filters=filters, seed=seed)
+    path = recipe.cache_path(suffix=".weights.h5")
+    # Cached weights load before compile(): the file holds no optimizer state worth restoring,
+    # and a compiled model would warn that it skipped it.
+    cached = path.exists()
+    if cached:
+        model.load_weights(path)
     model.compile(
         optimizer="adam",
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
-    path = recipe.cache_path(suffix=".weights.h5")
-    if path.exists():
-        model.load_weights(path)
+    if cached:
         return model
     splits = data.load_mnist(source)
     x, y = data.keras_arrays(splits.train)
