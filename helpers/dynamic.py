@@ -105,7 +105,8 @@ def _check_types(types: Iterable[type]) -> set[type]:
     types = set(types)
     bad = [t for t in types if not (isinstance(t, type) and issubclass(t, nn.Module))]
     if not types or bad:
-        raise TypeError(f"types must be nn.Module classes such as {{nn.Linear, nn.LSTM}}, got {bad or 'nothing'}")
+        raise TypeError("types must be nn.Module classes such as {nn.Linear, nn.LSTM}, "
+                        f"got {bad or 'nothing'}")
     return types
 
 

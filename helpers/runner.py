@@ -17,6 +17,7 @@ from pathlib import Path
 from helpers import env, notebooks, paths
 
 ALLOWED_LESSON_ERROR = "NotImplementedError"
+LEGACY_KERAS = "TF_USE_LEGACY_KERAS"
 
 
 @dataclass
@@ -77,27 +78,41 @@ def run_one(name: str, kind: str, quick: bool, out_dir: Path, timeout: int = 180
     out_dir.mkdir(parents=True, exist_ok=True)
     output = out_dir / f"{kind}-{name}"
     started = time.perf_counter()
-    previous = os.environ.get(env.QUICK_ENV)
+    # Each kernel inherits this process's environment: set quick mode for it, and make sure a
+    # legacy-Keras switch (importing tensorflow-model-optimization sets TF_USE_LEGACY_KERAS=1
+    # for its whole process) never reaches another notebook.
+    saved = {var: os.environ.get(var) for var in (env.QUICK_ENV, LEGACY_KERAS)}
     os.environ[env.QUICK_ENV] = "1" if quick else "0"
+    os.environ.pop(LEGACY_KERAS, None)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    failure: Exception | None = None
     try:
         papermill.execute_notebook(
             str(source), str(output), parameters={"QUICK": quick}, kernel_name="python3",
             cwd=str(source_dir), progress_bar=False, log_output=False,
             execution_timeout=timeout,
         )
-    except Exception as err:  # papermill raises on the first unexpected error; report it below
-        if not output.exists():
-            return RunResult(name, kind, output, time.perf_counter() - started,
-                             [f"{type(err).__name__}: {err}"])
+    except Exception as err:  # papermill raises on the first unexpected error; reported below
+        failure = err
     finally:
-        if previous is None:
-            os.environ.pop(env.QUICK_ENV, None)
-        else:
-            os.environ[env.QUICK_ENV] = previous
+        for var, value in saved.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
+    seconds = time.perf_counter() - started
+    if not output.exists():
+        return RunResult(name, kind, output, seconds, [f"{type(failure).__name__}: {failure}"])
     executed = json.loads(output.read_text(encoding="utf-8"))
     errors, unfinished = cell_errors(executed, allow_unfinished=kind == "lesson")
-    return RunResult(name, kind, output, time.perf_counter() - started, errors, unfinished)
+    never_ran = [i for i, c in enumerate(executed["cells"]) if c["cell_type"] == "code"
+                 and notebooks.source_text(c).strip() and c.get("execution_count") is None]
+    if never_ran:
+        errors.append(f"{len(never_ran)} code cell(s) never ran (first: cell {never_ran[0]}); "
+                      "did the kernel die?")
+    if failure is not None and not errors:
+        errors.append(f"{type(failure).__name__}: {str(failure)[:500]}")
+    return RunResult(name, kind, output, seconds, errors, unfinished)
 
 
 def run(names: list[str] | None = None, kind: str = "lesson", quick: bool = True,

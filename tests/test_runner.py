@@ -34,3 +34,25 @@ def test_demonstration_cells_must_raise():
 def test_untagged_errors_fail():
     errors, _ = runner.cell_errors({"cells": [_code([], "ValueError")]}, True)
     assert "ValueError" in errors[0]
+
+
+def test_a_notebook_whose_kernel_dies_is_a_failure(tmp_path, monkeypatch):
+    import json
+
+    from helpers import notebooks
+
+    solutions = tmp_path / "solutions"
+    solutions.mkdir()
+    cells = [{"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": "QUICK = False",
+              "outputs": [], "execution_count": None, "id": "a"},
+             {"cell_type": "code", "metadata": {}, "source": "import os; os._exit(1)",
+              "outputs": [], "execution_count": None, "id": "b"},
+             {"cell_type": "code", "metadata": {}, "source": "print('after')",
+              "outputs": [], "execution_count": None, "id": "c"}]
+    notebook = {"cells": cells, "metadata": {"kernelspec": {"name": "python3",
+                "display_name": "Python 3", "language": "python"}}, "nbformat": 4,
+                "nbformat_minor": 5}
+    (solutions / "99_dies.ipynb").write_text(json.dumps(notebook))
+    monkeypatch.setattr(notebooks.paths, "ROOT", tmp_path)
+    result = runner.run_one("99_dies.ipynb", "solution", quick=True, out_dir=tmp_path / "out")
+    assert not result.ok
