@@ -19,7 +19,7 @@ from torch.ao import quantization as tq
 from torch.ao.quantization import DeQuantStub, QuantStub
 from tqdm.auto import tqdm
 
-from helpers import data, env, ptq
+from helpers import data, env, ptq, quant
 
 # The engines whose default qconfig PyTorch knows, and what that qconfig does to weights.
 ENGINES = {"x86": "per_channel", "fbgemm": "per_channel", "onednn": "per_channel",
@@ -202,16 +202,8 @@ def dequantize_at(weight: torch.Tensor, index: tuple[int, ...]) -> float:
     return (q - info["zero_point"][channel]) * info["scale"][channel]
 
 
-def sqnr_db(reference: torch.Tensor, approximation: torch.Tensor) -> float:
-    """Signal-to-quantization-noise ratio (dB) of an approximation of a float tensor; lesson 06."""
-    reference = reference.detach().float()
-    approximation = approximation.detach().float()
-    if reference.shape != approximation.shape:
-        raise ValueError(f"shapes differ: {tuple(reference.shape)} vs {tuple(approximation.shape)}")
-    noise = torch.sum((reference - approximation) ** 2)
-    if noise == 0:
-        return float("inf")
-    return float(10 * torch.log10(torch.sum(reference**2) / noise))
+# The same SQNR as lesson 02's, on model outputs (tensors are accepted).
+sqnr_db = quant.sqnr_db
 
 
 def module_kind(module: nn.Module) -> str:

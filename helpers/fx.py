@@ -32,7 +32,7 @@ from torch.ao.quantization import (
 from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 from tqdm.auto import tqdm
 
-from helpers import data, ptq
+from helpers import data, ptq, quant
 
 # The modules whose weights FX replaces by int8 kernels: the candidates for mixed precision.
 WEIGHTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
@@ -160,16 +160,8 @@ def load_int8(float_model: nn.Module, path: str | os.PathLike, mapping: QConfigM
     return skeleton
 
 
-def sqnr_db(reference: torch.Tensor, approximation: torch.Tensor) -> float:
-    """Signal-to-quantization-noise ratio, 10·log10(‖x‖² / ‖x − x_hat‖²), in dB; lesson 07."""
-    reference, approximation = reference.detach().float(), approximation.detach().float()
-    if reference.shape != approximation.shape:
-        raise ValueError(f"shapes differ: reference {tuple(reference.shape)} vs approximation "
-                         f"{tuple(approximation.shape)}; compare outputs of the same inputs")
-    noise = (reference - approximation).pow(2).sum()
-    if noise == 0:
-        return float("inf")
-    return float(10 * torch.log10(reference.pow(2).sum() / noise))
+# The same SQNR as lesson 02's, on model outputs (tensors are accepted).
+sqnr_db = quant.sqnr_db
 
 
 def layer_sensitivity(model: nn.Module, calib: torch.Tensor, x_eval: torch.Tensor,

@@ -23,9 +23,8 @@ import torch
 from torch import nn
 from torch.ao import quantization as tq
 from torch.ao.nn.intrinsic import qat as nniqat
-from tqdm.auto import tqdm
 
-from helpers import data, env, measure, ptq
+from helpers import data, env, measure, ptq, training
 
 
 class FakeQuantSTE(torch.autograd.Function):
@@ -156,33 +155,23 @@ def finetune(model: nn.Module, train: data.Split, test: data.Split, epochs: int,
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     if not any(isinstance(m, tq.FakeQuantizeBase) for m in model.modules()):
         raise ValueError("the model has no FakeQuantize modules: call qat.prepare(model) first")
-    env.seed_everything(seed)
-    loader = data.torch_loader(train, batch_size=batch_size, shuffle=True, seed=seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    loss_fn = nn.CrossEntropyLoss()
     history = History()
-    with tqdm(total=epochs * len(loader), desc=desc, leave=False) as bar:
-        for epoch in range(epochs):
-            model.train()
-            losses = []
-            for x, y in loader:
-                optimizer.zero_grad()
-                loss = loss_fn(model(x), y)
-                loss.backward()
-                optimizer.step()
-                losses.append(loss.item())
-                bar.update()
-            history.loss.append(sum(losses) / len(losses))
-            if freeze_observers_after is not None and epoch + 1 == freeze_observers_after:
-                freeze(model, observers=True, bn_stats=False)
-                history.events[epoch + 1] = "observers frozen"
-            if freeze_bn_after is not None and epoch + 1 == freeze_bn_after:
-                freeze(model, observers=False, bn_stats=True)
-                history.events[epoch + 1] = ", ".join(
-                    filter(None, [history.events.get(epoch + 1), "BN stats frozen"]))
-            history.accuracy.append(measure.torch_accuracy(model, test))
-            bar.set_postfix(epoch=epoch + 1, loss=f"{history.loss[-1]:.3f}")
-    model.eval()
+
+    def after_epoch(epoch: int, loss: float) -> None:
+        history.loss.append(loss)
+        events = []
+        if freeze_observers_after is not None and epoch == freeze_observers_after:
+            freeze(model, observers=True, bn_stats=False)
+            events.append("observers frozen")
+        if freeze_bn_after is not None and epoch == freeze_bn_after:
+            freeze(model, observers=False, bn_stats=True)
+            events.append("BN stats frozen")
+        if events:
+            history.events[epoch] = ", ".join(events)
+        history.accuracy.append(measure.torch_accuracy(model, test))
+
+    training.train_epochs(model, train, epochs, lr=lr, batch_size=batch_size, seed=seed,
+                          desc=desc, after_epoch=after_epoch)
     return history
 
 

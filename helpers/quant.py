@@ -85,8 +85,11 @@ def fake_quantize(x: np.ndarray, bits: int = 8, symmetric: bool = False,
 
 
 def sqnr_db(x: np.ndarray, x_hat: np.ndarray) -> float:
-    """Signal-to-quantization-noise ratio in dB: 10·log10(sum x² / sum (x - x_hat)²); lesson 02."""
-    x, x_hat = np.asarray(x, dtype=np.float64), np.asarray(x_hat, dtype=np.float64)
+    """Signal-to-quantization-noise ratio in dB: 10·log10(sum x² / sum (x - x_hat)²); lesson 02.
+
+    Takes NumPy arrays or PyTorch tensors (lessons 06 and 07 compare model outputs with it).
+    """
+    x, x_hat = _float64(x), _float64(x_hat)
     if x.shape != x_hat.shape:
         raise ValueError(f"shapes differ: {x.shape} vs {x_hat.shape}")
     noise = np.sum((x - x_hat) ** 2)
@@ -101,6 +104,12 @@ def mse(x: np.ndarray, x_hat: np.ndarray) -> float:
     if x.shape != x_hat.shape:
         raise ValueError(f"shapes differ: {x.shape} vs {x_hat.shape}")
     return float(np.mean((x - x_hat) ** 2))
+
+
+def _float64(values) -> np.ndarray:
+    if hasattr(values, "detach"):
+        values = values.detach().float().cpu().numpy()
+    return np.asarray(values, dtype=np.float64)
 
 
 def _check_bits(bits: int) -> None:

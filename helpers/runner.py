@@ -92,7 +92,7 @@ def run_one(name: str, kind: str, quick: bool, out_dir: Path, timeout: int = 180
             cwd=str(source_dir), progress_bar=False, log_output=False,
             execution_timeout=timeout,
         )
-    except Exception as err:  # papermill raises on the first unexpected error; reported below
+    except Exception as err:  # a cell error or a dead kernel; judged from the cells below
         failure = err
     finally:
         for var, value in saved.items():
@@ -110,7 +110,9 @@ def run_one(name: str, kind: str, quick: bool, out_dir: Path, timeout: int = 180
     if never_ran:
         errors.append(f"{len(never_ran)} code cell(s) never ran (first: cell {never_ran[0]}); "
                       "did the kernel die?")
-    if failure is not None and not errors:
+    # papermill also raises for errors a cell is allowed to show (tagged raises-exception);
+    # cell_errors has judged those. Anything else it raised (a dead kernel, a timeout) counts.
+    if failure is not None and not errors and type(failure).__name__ != "PapermillExecutionError":
         errors.append(f"{type(failure).__name__}: {str(failure)[:500]}")
     return RunResult(name, kind, output, seconds, errors, unfinished)
 

@@ -13,6 +13,7 @@ import os
 import pickle
 import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -66,8 +67,14 @@ def train_epochs(
     seed: int = 0,
     optimizer: torch.optim.Optimizer | None = None,
     desc: str = "training",
+    after_epoch: Callable[[int, float], None] | None = None,
 ) -> list[float]:
-    """Train with Adam and cross-entropy, showing a progress bar; returns the loss per epoch."""
+    """Train with Adam and cross-entropy, showing a progress bar; returns the loss per epoch.
+
+    ``after_epoch(epoch_number, mean_loss)`` runs after each epoch (QAT uses it to freeze
+    observers and batch norm, and to measure accuracy); the model is back in train mode for
+    the next epoch whatever it does.
+    """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     env.seed_everything(seed)
@@ -75,9 +82,9 @@ def train_epochs(
     optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss()
     history = []
-    model.train()
     with tqdm(total=epochs * len(loader), desc=desc, leave=False) as bar:
         for epoch in range(epochs):
+            model.train()
             losses = []
             for x, y in loader:
                 optimizer.zero_grad()
@@ -87,6 +94,8 @@ def train_epochs(
                 losses.append(loss.item())
                 bar.update()
             history.append(float(np.mean(losses)))
+            if after_epoch is not None:
+                after_epoch(epoch + 1, history[-1])
             bar.set_postfix(epoch=epoch + 1, loss=f"{history[-1]:.3f}")
     model.eval()
     return history
