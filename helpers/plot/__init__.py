@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
+from matplotlib import ticker
 import numpy as np
 
 COLORS = {"before": "#4C78A8", "after": "#F58518", "pytorch": "#EE4C2C", "tflite": "#FF8F00",
@@ -97,6 +98,10 @@ def pareto(records: Sequence[dict], x: str = "latency_ms", y: str = "accuracy",
             label="Pareto front")
     if log_x:
         ax.set_xscale("log")
+        # Plain numbers on a log axis; matplotlib's default labels every minor tick as 3x10^0.
+        ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     ax.set_xlabel(METRIC_LABELS.get(x, x))
     ax.set_ylabel(METRIC_LABELS.get(y, y))
     ax.set_title(title or f"{METRIC_LABELS.get(y, y)} vs {METRIC_LABELS.get(x, x)}")
