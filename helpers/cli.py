@@ -6,6 +6,7 @@ Commands: lab, build, check, run, report, refresh-solutions, env, download-mnist
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -39,6 +40,9 @@ def cmd_lab(args: argparse.Namespace) -> int:
     command = ["jupyter", "lab", start, f"--ServerApp.root_dir={paths.repo_root()}"]
     if args.no_browser:
         command.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        # Containers and workshop VMs often run as root, which JupyterLab refuses by default.
+        command.append("--allow-root")
     print("Starting:", " ".join(command))
     if args.dry_run:
         return 0
