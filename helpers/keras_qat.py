@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers import data
+from helpers import data, models
 
 LEGACY_ENV = "TF_USE_LEGACY_KERAS"
 
@@ -60,22 +60,11 @@ def keras_flavour() -> str:
 
 
 def build_legacy_cnn(filters: int = 12, seed: int = 0):
-    """The course Keras CNN (as models.build_keras_cnn) built with legacy ``tf_keras``; lesson 12."""
+    """The course Keras CNN (models.build_keras_cnn) built with legacy ``tf_keras``; lesson 12."""
     require_legacy_keras()
     import tf_keras
 
-    tf_keras.utils.set_random_seed(seed)
-    return tf_keras.Sequential(
-        [
-            tf_keras.layers.InputLayer(input_shape=(28, 28), name="image"),
-            tf_keras.layers.Reshape((28, 28, 1)),
-            tf_keras.layers.Conv2D(filters, (3, 3), activation="relu"),
-            tf_keras.layers.MaxPooling2D((2, 2)),
-            tf_keras.layers.Flatten(),
-            tf_keras.layers.Dense(10, name="logits"),
-        ],
-        name="keras_cnn",
-    )
+    return models.build_keras_cnn(filters=filters, seed=seed, keras_module=tf_keras)
 
 
 def legacy_pretrained(epochs: int = 5, filters: int = 12, seed: int = 0):

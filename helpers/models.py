@@ -104,19 +104,24 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def build_keras_cnn(filters: int = 12, seed: int = 0):
-    """The Keras MNIST CNN of the TFLite examples, with a ``keras.Input`` (Keras 3); lesson 09."""
-    import keras
+def build_keras_cnn(filters: int = 12, seed: int = 0, keras_module=None):
+    """The Keras MNIST CNN of the TFLite examples, with a ``keras.Input`` (Keras 3); lesson 09.
 
-    keras.utils.set_random_seed(seed)
-    return keras.Sequential(
+    Lesson 12 passes ``keras_module=tf_keras`` to build the same network in legacy Keras.
+    """
+    if keras_module is None:
+        import keras as keras_module
+
+    keras_module.utils.set_random_seed(seed)
+    layers = keras_module.layers
+    return keras_module.Sequential(
         [
-            keras.Input(shape=(28, 28), name="image"),
-            keras.layers.Reshape((28, 28, 1)),
-            keras.layers.Conv2D(filters, (3, 3), activation="relu"),
-            keras.layers.MaxPooling2D((2, 2)),
-            keras.layers.Flatten(),
-            keras.layers.Dense(10, name="logits"),
+            keras_module.Input(shape=(28, 28), name="image"),
+            layers.Reshape((28, 28, 1)),
+            layers.Conv2D(filters, (3, 3), activation="relu"),
+            layers.MaxPooling2D((2, 2)),
+            layers.Flatten(),
+            layers.Dense(10, name="logits"),
         ],
         name="keras_cnn",
     )

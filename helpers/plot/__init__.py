@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
-from matplotlib import ticker
 import numpy as np
+from matplotlib import ticker
 
 COLORS = {"before": "#4C78A8", "after": "#F58518", "pytorch": "#EE4C2C", "tflite": "#FF8F00",
           "keras": "#D00000", "numpy": "#4C78A8"}

@@ -8,14 +8,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import ScalarFormatter
 
+from helpers.plot import _as_numpy
+
 
 def _image(x) -> np.ndarray:
-    if hasattr(x, "detach"):
-        x = x.detach().cpu()
-        if getattr(x, "is_quantized", False):
-            x = x.dequantize()
-        x = x.numpy()
-    return np.asarray(x, dtype=float).reshape(28, 28)
+    return _as_numpy(x).reshape(28, 28)
 
 
 def input_quantization(panels: Mapping[str, object], title: str = "what the QuantStub passes on"):
