@@ -168,11 +168,29 @@ def finetune(model: nn.Module, train: data.Split, test: data.Split, epochs: int,
             events.append("BN stats frozen")
         if events:
             history.events[epoch] = ", ".join(events)
-        history.accuracy.append(measure.torch_accuracy(model, test))
+        history.accuracy.append(accuracy_without_observing(model, test))
 
     training.train_epochs(model, train, epochs, lr=lr, batch_size=batch_size, seed=seed,
                           desc=desc, after_epoch=after_epoch)
     return history
+
+
+def accuracy_without_observing(model: nn.Module, test: data.Split) -> float:
+    """Test accuracy of a QAT model whose observers must not learn from the test data; lesson 08.
+
+    ``eval()`` does not stop a FakeQuantize observer: while enabled it keeps updating its
+    range on whatever passes through, test images included. Observers are switched off for
+    the measurement and switched back on afterwards.
+    """
+    observing = [m for m in model.modules()
+                 if isinstance(m, tq.FakeQuantizeBase) and bool(m.observer_enabled[0])]
+    for module in observing:
+        module.disable_observer()
+    try:
+        return measure.torch_accuracy(model, test)
+    finally:
+        for module in observing:
+            module.enable_observer()
 
 
 def simulated_ptq(model: nn.Module, calib: data.Split, qconfig: tq.QConfig,

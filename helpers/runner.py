@@ -14,6 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from jupyter_client.manager import AsyncKernelManager
+from traitlets import default
+
 from helpers import env, notebooks, paths
 
 ALLOWED_LESSON_ERROR = "NotImplementedError"
@@ -90,7 +93,7 @@ def run_one(name: str, kind: str, quick: bool, out_dir: Path, timeout: int = 180
         papermill.execute_notebook(
             str(source), str(output), parameters={"QUICK": quick}, kernel_name="python3",
             cwd=str(source_dir), progress_bar=False, log_output=False,
-            execution_timeout=timeout,
+            execution_timeout=timeout, **_kernel_manager(),
         )
     except Exception as err:  # a cell error or a dead kernel; judged from the cells below
         failure = err
@@ -115,6 +118,24 @@ def run_one(name: str, kind: str, quick: bool, out_dir: Path, timeout: int = 180
     if failure is not None and not errors and type(failure).__name__ != "PapermillExecutionError":
         errors.append(f"{type(failure).__name__}: {str(failure)[:500]}")
     return RunResult(name, kind, output, seconds, errors, unfinished)
+
+
+def _kernel_manager() -> dict:
+    """papermill's kernel manager: IPC sockets where the OS has them (see LocalKernelManager)."""
+    return {"kernel_manager_class": LocalKernelManager} if os.name == "posix" else {}
+
+
+class LocalKernelManager(AsyncKernelManager):
+    """Talks to its kernel over local IPC sockets instead of TCP.
+
+    Over TCP every kernel warns that its traffic is unencrypted, once per notebook run. IPC
+    sockets are files in Jupyter's private runtime folder, unreachable from the network, so
+    the warning does not apply. Windows has no IPC transport and keeps TCP.
+    """
+
+    @default("transport")
+    def _default_transport(self) -> str:
+        return "ipc"
 
 
 def run(names: list[str] | None = None, kind: str = "lesson", quick: bool = True,

@@ -138,6 +138,22 @@ def test_finetune_freezes_and_records(tiny) -> None:
     assert not prepared.training
 
 
+def test_measuring_accuracy_does_not_teach_the_observers(tiny) -> None:
+    model, split = tiny
+    prepared = qat.prepare(model, qat.low_bit_qconfig(4), engine="x86")
+    with torch.no_grad():
+        prepared(data.torch_tensors(split)[0])  # the observers see training data once
+    observer = prepared.quant.activation_post_process.activation_post_process
+    seen = (float(observer.min_val), float(observer.max_val))
+    bright = data.Split(split.x * 50, split.y)  # far outside anything seen so far
+    qat.accuracy_without_observing(prepared, bright)
+    assert (float(observer.min_val), float(observer.max_val)) == seen
+    assert all(int(m.observer_enabled) == 1 for m in prepared.modules()
+               if isinstance(m, tq.FakeQuantizeBase))
+    prepared.eval()(data.torch_tensors(bright)[0])  # what eval() alone would have done
+    assert float(observer.max_val) > seen[1]
+
+
 def test_finetune_bad_input(tiny) -> None:
     model, split = tiny
     with pytest.raises(ValueError, match="no FakeQuantize modules"):

@@ -56,3 +56,13 @@ def test_a_notebook_whose_kernel_dies_is_a_failure(tmp_path, monkeypatch):
     monkeypatch.setattr(notebooks.paths, "ROOT", tmp_path)
     result = runner.run_one("99_dies.ipynb", "solution", quick=True, out_dir=tmp_path / "out")
     assert not result.ok
+
+
+def test_kernels_talk_over_local_sockets_on_posix():
+    import os
+
+    chosen = runner._kernel_manager()
+    if os.name == "posix":
+        assert chosen["kernel_manager_class"]().transport == "ipc"
+    else:
+        assert chosen == {}
