@@ -100,3 +100,37 @@ def test_build_refuses_to_overwrite_a_students_lesson(tmp_path, monkeypatch):
     forced = notebooks.build(force=True)
     assert forced.written == ["99_test.ipynb"] and len(forced.backed_up) == 1
     assert "my answer" in (tmp_path / forced.backed_up[0]).read_text()
+
+
+# Where each checks function takes its hint when it is passed by position.
+HINT_POSITION = {"check_equal": 3, "check_close": 5, "check_true": 2, "fail": 3, "check_choice": 4}
+
+
+def _checks_calls_without_hint(source: str) -> list[str]:
+    import ast
+
+    missing = []
+    for node in ast.walk(ast.parse(source)):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name) and node.func.value.id == "checks"
+                and node.func.attr in HINT_POSITION):
+            by_keyword = any(k.arg == "hint" for k in node.keywords)
+            if not by_keyword and len(node.args) <= HINT_POSITION[node.func.attr]:
+                missing.append(ast.get_source_segment(source, node).splitlines()[0])
+    return missing
+
+
+def test_every_exercise_check_gives_a_hint():
+    missing = []
+    for name in notebooks.notebook_names():
+        for cell in notebooks.read(notebooks.solutions_dir() / name)["cells"]:
+            if cell["cell_type"] == "code" and "checks." in notebooks.source_text(cell):
+                missing += [f"{name}: {call}" for call in
+                            _checks_calls_without_hint(notebooks.source_text(cell))]
+    assert not missing, "checks that fail without a hint:\n" + "\n".join(missing)
+
+
+def test_the_hint_scan_finds_a_missing_hint():
+    assert _checks_calls_without_hint("checks.check_equal('n', 1, 2)") == [
+        "checks.check_equal('n', 1, 2)"]
+    assert _checks_calls_without_hint("checks.check_equal('n', 1, 2, 'say why')") == []

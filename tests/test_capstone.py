@@ -7,11 +7,14 @@ import pytest
 from helpers import capstone, data, models
 
 
-def row(name, accuracy, size_bytes, latency_ms):
+def row(name, accuracy, size_bytes, latency_ms, latency_ms_batch64=None):
     framework, needs, integer_only, effort, _ = capstone.METHODS[name]
-    return {"name": name, "framework": framework, "accuracy": accuracy, "size_bytes": size_bytes,
-            "latency_ms": latency_ms, "needs": needs, "integer_only": integer_only,
-            "effort": effort}
+    measured = {"name": name, "framework": framework, "accuracy": accuracy,
+                "size_bytes": size_bytes, "latency_ms": latency_ms, "needs": needs,
+                "integer_only": integer_only, "effort": effort}
+    if latency_ms_batch64 is not None:
+        measured["latency_ms_batch64"] = latency_ms_batch64
+    return measured
 
 
 ROWS = [
@@ -61,7 +64,31 @@ def test_decision_guide_is_computed_from_the_table():
     assert guide["no data at all, just the trained model (smallest file)"] == "tflite-dynamic"
     assert guide["microcontroller / Edge TPU / NPU: integer-only, smallest file"] == "tflite-int8"
     # fx, qat and eager are within 10 % of each other: the least effort wins, then size.
-    assert guide["PyTorch on an x86/Arm CPU server, fastest within the budget"] == "pytorch-static-fx"
+    assert guide["PyTorch on an x86/Arm CPU, one request at a time, fastest within the budget"] == (
+        "pytorch-static-fx")
+    assert not any("batching" in situation for situation in guide)  # no batched timings here
+
+
+# At batch 1 the float model wins here; at batch 64 the int8 kernels do.
+BATCHED = [row("pytorch-fp32", 0.980, 160_000, 0.30, 5.0),
+           row("pytorch-dynamic", 0.979, 120_000, 0.31, 4.9),
+           row("pytorch-static-eager", 0.976, 52_000, 0.40, 1.6),
+           row("pytorch-static-fx", 0.978, 51_000, 0.45, 1.5),
+           row("pytorch-qat", 0.981, 52_000, 0.42, 1.55),
+           row("tflite-fp32", 0.910, 85_000, 0.10, 3.0)]
+
+
+def test_decision_guide_uses_the_batched_latency_for_a_batching_server():
+    guide = dict((s, n) for s, n, _ in capstone.decision_guide(BATCHED, 1.0))
+    assert guide["PyTorch on an x86/Arm CPU, one request at a time, fastest within the budget"] == (
+        "pytorch-fp32")
+    # eager, fx and qat tie within 10 %: the least effort wins, then the smaller file.
+    assert guide["PyTorch server batching 64 requests per call, fastest within the budget"] == (
+        "pytorch-static-fx")
+    rows = {r["name"]: r for r in capstone.with_baselines(BATCHED)}
+    assert rows["pytorch-static-fx"]["speedup_batch64_x"] == pytest.approx(5.0 / 1.5)
+    assert "batch-64 ms" in capstone.table(BATCHED)
+    assert "batch-64 ms" not in capstone.table(ROWS)
     strict = dict((s, n) for s, n, _ in capstone.decision_guide(ROWS, budget_points=0.0))
     assert strict["microcontroller / Edge TPU / NPU: integer-only, smallest file"] == "keras-qat-int8"
 
@@ -76,12 +103,16 @@ def test_table_and_qat_gain():
 
 
 def test_measure_one_measures_a_torch_model_and_rejects_unknown_names():
-    test = data.load_mnist().test.take(20)
+    test = data.load_mnist().test.take(capstone.BIG_BATCH)
     model = models.SmallCNN(width=8).eval()
-    result = capstone.measure_one(capstone.Built("pytorch-fp32", model), test, repeats=3)
+    result = capstone.measure_one(capstone.Built("pytorch-fp32", model), test, repeats=3,
+                                  big_repeats=2)
     assert 0.0 <= result["accuracy"] <= 1.0
     assert result["size_bytes"] > 0 and result["latency_ms"] > 0
+    assert result["latency_ms_batch64"] > 0 and result["timing_batch64"].repeats == 2
     assert (result["threads"], result["batch"], result["framework"]) == (1, 1, "pytorch")
+    with pytest.raises(ValueError, match="BIG_BATCH=64"):
+        capstone.measure_one(capstone.Built("pytorch-fp32", model), test.take(20))
     with pytest.raises(KeyError, match="unknown method 'pytorch-int3'"):
         capstone.measure_one(capstone.Built("pytorch-int3", model), test)
 
