@@ -117,7 +117,20 @@ def run_one(name: str, kind: str, quick: bool, out_dir: Path, timeout: int = 180
     # cell_errors has judged those. Anything else it raised (a dead kernel, a timeout) counts.
     if failure is not None and not errors and type(failure).__name__ != "PapermillExecutionError":
         errors.append(f"{type(failure).__name__}: {str(failure)[:500]}")
+    if not errors and _drop_error_banners(executed):
+        # Every error was one the notebook is allowed to show: papermill's red "An Exception
+        # was encountered" banners would only mislead whoever opens the executed copy.
+        output.write_text(notebooks.dumps(executed), encoding="utf-8")
     return RunResult(name, kind, output, seconds, errors, unfinished)
+
+
+def _drop_error_banners(notebook: dict) -> bool:
+    """Remove the cells papermill adds to mark an exception; True if there were any."""
+    kept = [c for c in notebook["cells"]
+            if "papermill-error-cell-tag" not in notebooks.tags(c)]
+    dropped = len(kept) != len(notebook["cells"])
+    notebook["cells"] = kept
+    return dropped
 
 
 def _kernel_manager() -> dict:
@@ -199,7 +212,7 @@ def refresh_solutions(names: list[str] | None = None, quick: bool = False,
         for cell in executed["cells"]:
             cell.get("metadata", {}).pop("papermill", None)
             cell.get("metadata", {}).pop("execution", None)
-            if {"injected-parameters", "papermill-error-cell-tag"} & set(notebooks.tags(cell)):
+            if "injected-parameters" in notebooks.tags(cell):
                 cell["metadata"]["_drop"] = True
         executed["cells"] = [c for c in executed["cells"] if not c["metadata"].get("_drop")]
         (notebooks.solutions_dir() / result.name).write_text(notebooks.dumps(executed),

@@ -66,3 +66,12 @@ def test_kernels_talk_over_local_sockets_on_posix():
         assert chosen["kernel_manager_class"]().transport == "ipc"
     else:
         assert chosen == {}
+
+
+def test_error_banners_are_dropped_from_a_clean_run():
+    banner = {"cell_type": "markdown", "metadata": {"tags": ["papermill-error-cell-tag"]},
+              "source": "An Exception was encountered"}
+    notebook = {"cells": [banner, _code(["raises-exception"], "TypeError")]}
+    assert runner._drop_error_banners(notebook)
+    assert [c["cell_type"] for c in notebook["cells"]] == ["code"]
+    assert not runner._drop_error_banners(notebook)
