@@ -67,9 +67,11 @@ def cpu_features() -> dict[str, bool]:
         "avx2": "avx2" in flags,
         "avx512f": "avx512f" in flags,
         "avx512_vnni": "avx512_vnni" in flags or "avx512vnni" in flags,
+        "avx_vnni": "avx_vnni" in flags,  # the 256-bit VNNI of CPUs without AVX-512
         "amx_int8": "amx_int8" in flags,
-        # Apple Silicon has no /proc/cpuinfo, but every arm64 Mac has NEON.
+        # Apple Silicon has no /proc/cpuinfo, but every arm64 Mac has NEON and dot-product.
         "arm_neon": "asimd" in flags or "neon" in flags or machine == "arm64",
+        "arm_dotprod": "asimddp" in flags or machine == "arm64",
     }
 
 
@@ -160,9 +162,11 @@ class EnvironmentReport:
     def verdict(self) -> str:
         if self.problems:
             return "this machine cannot run every lesson yet; fix the problems listed above."
-        if self.cpu.get("avx512_vnni") or self.cpu.get("amx_int8"):
-            return ("ready. Your CPU has int8 dot-product instructions (VNNI), so int8 kernels "
-                    "should be several times faster than fp32.")
+        if any(self.cpu.get(k) for k in ("avx512_vnni", "avx_vnni", "amx_int8", "arm_dotprod")):
+            return ("ready. Your CPU has int8 dot-product instructions (VNNI or Arm dot-product), "
+                    "so int8 kernels can be several times faster than fp32 on layers big enough "
+                    "to be compute-bound (lesson 07's ResNet18); tiny models at batch 1 may not "
+                    "speed up at all.")
         if self.cpu.get("avx2") or self.cpu.get("arm_neon"):
             return ("ready. Your CPU has SIMD for int8 but no VNNI, so expect smaller int8 "
                     "speed-ups than the course text describes.")

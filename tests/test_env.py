@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import numpy as np
@@ -50,7 +51,7 @@ def test_select_engine_sets_and_rejects_unknown():
 def test_environment_report_has_a_verdict():
     report = env.environment_report()
     assert report.packages["torch"] is not None
-    assert set(report.cpu) >= {"avx2", "avx512_vnni", "arm_neon"}
+    assert set(report.cpu) >= {"avx2", "avx512_vnni", "avx_vnni", "arm_neon", "arm_dotprod"}
     assert report.verdict()
     assert "Verdict" in str(report)
     assert report.as_dict()["engine"] == report.engine
@@ -66,3 +67,11 @@ def test_importing_helpers_changes_no_global_state():
             "assert list(warnings.filters) == f; print('clean')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "clean", out.stderr
+
+
+@pytest.mark.parametrize("feature", ["avx512_vnni", "avx_vnni", "amx_int8", "arm_dotprod"])
+def test_any_int8_dot_product_instruction_counts_for_the_verdict(feature):
+    report = env.environment_report()
+    cpu = {key: False for key in report.cpu} | {feature: True}
+    verdict = dataclasses.replace(report, cpu=cpu, problems=[]).verdict()
+    assert "dot-product instructions" in verdict and "may not" in verdict
