@@ -184,7 +184,8 @@ def with_baselines(rows: list[dict]) -> list[dict]:
         base = by_name[FLOAT_OF[row["framework"]]]
         ratios = {"size_x": base["size_bytes"] / row["size_bytes"],
                   "speedup_x": base["latency_ms"] / row["latency_ms"],
-                  "accuracy_change_points": 100 * (row["accuracy"] - base["accuracy"])}
+                  "accuracy_change_points": -measure.points_below(base["accuracy"],
+                                                                  row["accuracy"])}
         if "latency_ms_batch64" in row and "latency_ms_batch64" in base:
             ratios["speedup_batch64_x"] = base["latency_ms_batch64"] / row["latency_ms_batch64"]
         out.append({**row, **ratios})
@@ -295,7 +296,9 @@ def qat_gain_points(rows: list[dict]) -> dict[str, float]:
     acc = {r["name"]: r["accuracy"] for r in rows}
     pairs = {"pytorch": ("pytorch-qat", "pytorch-static-fx"),
              "tflite": ("keras-qat-int8", "tflite-int8")}
-    return {fw: 100 * (acc[q] - acc[p]) for fw, (q, p) in pairs.items() if q in acc and p in acc}
+    # points_below(qat, ptq) is how far PTQ falls below QAT: the gain of QAT.
+    return {fw: measure.points_below(acc[q], acc[p]) for fw, (q, p) in pairs.items()
+            if q in acc and p in acc}
 
 
 def what_if(rows: list[dict], name: str, **changes) -> list[dict]:

@@ -122,6 +122,15 @@ def speedup(baseline: Timing | float, candidate: Timing | float) -> float:
     return base / cand
 
 
+def points_below(baseline_accuracy: float, accuracy: float) -> float:
+    """Accuracy points lost against a baseline (negative: better), e.g. 0.977 vs 0.967 -> 1.0.
+
+    Rounded to 6 decimals so that a goal such as "within 1 point" compares the way it reads:
+    in floating point, (0.977 - 0.967) * 100 is 1.0000000000000009. Introduced in lesson 06.
+    """
+    return round((baseline_accuracy - accuracy) * 100, 6)
+
+
 def torch_accuracy(model, split: data.Split, batch_size: int = 256) -> float:
     """Top-1 accuracy (0..1) of a PyTorch model on a split, in eval mode; lesson 00."""
     import torch

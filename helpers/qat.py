@@ -241,6 +241,6 @@ def choose_deployment(results: dict[str, dict], fp32_accuracy: float,
         if missing:
             raise KeyError(f"result {name!r} lacks {sorted(missing)}; each entry needs "
                            "bits, method ('ptq' or 'qat') and accuracy")
-        if (fp32_accuracy - entry["accuracy"]) * 100 <= budget_points + 1e-9:
+        if measure.points_below(fp32_accuracy, entry["accuracy"]) <= budget_points:
             within.append((entry["bits"], entry["method"] != "ptq", name))
     return min(within)[2] if within else "fp32"

@@ -14,13 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jupyter_client.manager import AsyncKernelManager
-from traitlets import default
-
 from helpers import env, notebooks, paths
 
 ALLOWED_LESSON_ERROR = "NotImplementedError"
 LEGACY_KERAS = "TF_USE_LEGACY_KERAS"
+# The kernel's own log (not the notebook's output) at warnings level says, for every notebook,
+# that it talks over TCP without encryption: true of every local Jupyter kernel, and noise in
+# a run's progress lines. Errors of the kernel process itself still show.
+QUIET_KERNEL = ["--IPKernelApp.log_level=ERROR"]
 
 
 @dataclass
@@ -93,7 +94,7 @@ def run_one(name: str, kind: str, quick: bool, out_dir: Path, timeout: int = 180
         papermill.execute_notebook(
             str(source), str(output), parameters={"QUICK": quick}, kernel_name="python3",
             cwd=str(source_dir), progress_bar=False, log_output=False,
-            execution_timeout=timeout, **_kernel_manager(),
+            execution_timeout=timeout, extra_arguments=QUIET_KERNEL,
         )
     except Exception as err:  # a cell error or a dead kernel; judged from the cells below
         failure = err
@@ -131,24 +132,6 @@ def _drop_error_banners(notebook: dict) -> bool:
     dropped = len(kept) != len(notebook["cells"])
     notebook["cells"] = kept
     return dropped
-
-
-def _kernel_manager() -> dict:
-    """papermill's kernel manager: IPC sockets where the OS has them (see LocalKernelManager)."""
-    return {"kernel_manager_class": LocalKernelManager} if os.name == "posix" else {}
-
-
-class LocalKernelManager(AsyncKernelManager):
-    """Talks to its kernel over local IPC sockets instead of TCP.
-
-    Over TCP every kernel warns that its traffic is unencrypted, once per notebook run. IPC
-    sockets are files in Jupyter's private runtime folder, unreachable from the network, so
-    the warning does not apply. Windows has no IPC transport and keeps TCP.
-    """
-
-    @default("transport")
-    def _default_transport(self) -> str:
-        return "ipc"
 
 
 def run(names: list[str] | None = None, kind: str = "lesson", quick: bool = True,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import cli, notebooks
+from helpers import cli, notebooks, paths
 
 
 def test_lab_copies_lessons_without_overwriting(tmp_path):
@@ -23,7 +23,13 @@ def test_check_command_passes_on_the_repository(capsys):
     assert "notebooks OK" in capsys.readouterr().out
 
 
-def test_build_command_leaves_lessons_unchanged(capsys):
+def test_build_command_leaves_lessons_unchanged(capsys, tmp_path, monkeypatch):
+    import shutil
+
+    # On a copy: a failing run must not rewrite the checkout's lessons behind the tests' back.
+    for folder in ("lessons", "solutions"):
+        shutil.copytree(paths.repo_root() / folder, tmp_path / folder)
+    monkeypatch.setattr(notebooks.paths, "ROOT", tmp_path)
     assert cli.main(["build"]) == 0
     out = capsys.readouterr().out
     assert f"0 written, {len(notebooks.notebook_names())} unchanged" in out

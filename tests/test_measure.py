@@ -71,3 +71,9 @@ def test_torch_accuracy_of_a_perfect_and_a_constant_model():
 
     assert measure.torch_accuracy(Oracle(), split, batch_size=20) == 1.0
     assert measure.torch_accuracy(AlwaysZero(), split) == pytest.approx(0.1)
+
+
+def test_points_below_compares_the_way_it_reads():
+    assert (0.977 - 0.967) * 100 > 1  # the floating-point trap
+    assert measure.points_below(0.977, 0.967) == 1.0
+    assert measure.points_below(0.97, 0.98) == -1.0

@@ -42,3 +42,11 @@ def test_lesson_records_results(name: str, lesson_runs) -> None:
     payload = json.loads(path.read_text())
     assert payload["quick"] is True
     assert payload["records"], f"{name} recorded nothing"
+
+
+@pytest.mark.notebook
+def test_running_the_lessons_leaves_nothing_behind_in_the_source_folders(lesson_runs) -> None:
+    for folder in (notebooks.lessons_dir(), notebooks.solutions_dir()):
+        strays = sorted(p.name for p in folder.iterdir()
+                        if p.suffix != ".ipynb" and p.name != "README.md")
+        assert not strays, f"{folder.name}/ holds files the course did not put there: {strays}"

@@ -58,16 +58,6 @@ def test_a_notebook_whose_kernel_dies_is_a_failure(tmp_path, monkeypatch):
     assert not result.ok
 
 
-def test_kernels_talk_over_local_sockets_on_posix():
-    import os
-
-    chosen = runner._kernel_manager()
-    if os.name == "posix":
-        assert chosen["kernel_manager_class"]().transport == "ipc"
-    else:
-        assert chosen == {}
-
-
 def test_error_banners_are_dropped_from_a_clean_run():
     banner = {"cell_type": "markdown", "metadata": {"tags": ["papermill-error-cell-tag"]},
               "source": "An Exception was encountered"}
