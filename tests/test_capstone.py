@@ -67,6 +67,8 @@ def test_decision_guide_is_computed_from_the_table():
     assert guide["PyTorch on an x86/Arm CPU, one request at a time, fastest within the budget"] == (
         "pytorch-static-fx")
     assert not any("batching" in situation for situation in guide)  # no batched timings here
+    strict = dict((s, n) for s, n, _ in capstone.decision_guide(ROWS, budget_points=0.0))
+    assert strict["microcontroller / Edge TPU / NPU: integer-only, smallest file"] == "keras-qat-int8"
 
 
 # At batch 1 the float model wins here; at batch 64 the int8 kernels do.
@@ -89,8 +91,6 @@ def test_decision_guide_uses_the_batched_latency_for_a_batching_server():
     assert rows["pytorch-static-fx"]["speedup_batch64_x"] == pytest.approx(5.0 / 1.5)
     assert "batch-64 ms" in capstone.table(BATCHED)
     assert "batch-64 ms" not in capstone.table(ROWS)
-    strict = dict((s, n) for s, n, _ in capstone.decision_guide(ROWS, budget_points=0.0))
-    assert strict["microcontroller / Edge TPU / NPU: integer-only, smallest file"] == "keras-qat-int8"
 
 
 def test_table_and_qat_gain():
