@@ -49,6 +49,18 @@ def notebook_names(folder: Path | None = None) -> list[str]:
     return sorted(p.name for p in folder.glob("*.ipynb") if NAME_PATTERN.match(p.name))
 
 
+def resolve_names(names: list[str]) -> list[str]:
+    """Accept '05', '05_pytorch_dynamic' or '05_pytorch_dynamic.ipynb' for each notebook."""
+    known = notebook_names()
+    resolved = []
+    for name in names:
+        matches = [n for n in known if n == name or n.startswith(name.removesuffix(".ipynb"))]
+        if len(matches) != 1:
+            raise ValueError(f"{name!r} matches {matches or 'no notebook'}; use one of {known}")
+        resolved.append(matches[0])
+    return resolved
+
+
 def read(path: Path) -> dict:
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
@@ -178,12 +190,10 @@ class BuildReport:
 def build(names: list[str] | None = None, force: bool = False) -> BuildReport:
     """Write lessons/ from solutions/, refusing to overwrite a student's work unless forced."""
     all_names = notebook_names()
-    names = all_names if names is None else names
+    names = all_names if names is None else resolve_names(names)
     report = BuildReport()
     lessons_dir().mkdir(exist_ok=True)
     for name in names:
-        if name not in all_names:
-            raise FileNotFoundError(f"no solution notebook solutions/{name}; have {all_names}")
         target = lessons_dir() / name
         text = dumps(build_lesson(read(solutions_dir() / name), name, all_names))
         if target.exists():

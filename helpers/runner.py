@@ -127,8 +127,9 @@ def run_one(name: str, kind: str, quick: bool, out_dir: Path, timeout: int = 180
 
 def _drop_error_banners(notebook: dict) -> bool:
     """Remove the cells papermill adds to mark an exception; True if there were any."""
-    kept = [c for c in notebook["cells"]
-            if "papermill-error-cell-tag" not in notebooks.tags(c)]
+    from papermill.execute import ERROR_MARKER_TAG
+
+    kept = [c for c in notebook["cells"] if ERROR_MARKER_TAG not in notebooks.tags(c)]
     dropped = len(kept) != len(notebook["cells"])
     notebook["cells"] = kept
     return dropped
@@ -140,8 +141,7 @@ def run(names: list[str] | None = None, kind: str = "lesson", quick: bool = True
     """Execute notebooks with a progress line each; ``jobs`` > 1 runs several at once."""
     if kind not in {"lesson", "solution"}:
         raise ValueError(f"kind must be 'lesson' or 'solution', got {kind!r}")
-    names = [n if n.endswith(".ipynb") else _resolve(n) for n in (names or
-             notebooks.notebook_names())]
+    names = notebooks.resolve_names(names) if names else notebooks.notebook_names()
     out_dir = out_dir or paths.repo_root() / "runs" / time.strftime("%Y%m%d-%H%M%S")
     mode = "quick" if quick else "full"
     echo(f"Running {len(names)} {kind}(s) in {mode} mode into {out_dir}")
@@ -169,20 +169,10 @@ def run(names: list[str] | None = None, kind: str = "lesson", quick: bool = True
     return results
 
 
-def _resolve(prefix: str) -> str:
-    """Accept '05' or '05_pytorch_dynamic' for '05_pytorch_dynamic.ipynb'."""
-    matches = [n for n in notebooks.notebook_names() if n.startswith(prefix)]
-    if len(matches) != 1:
-        raise ValueError(f"{prefix!r} matches {matches or 'no notebook'}; "
-                         f"use one of {notebooks.notebook_names()}")
-    return matches[0]
-
-
 def refresh_solutions(names: list[str] | None = None, quick: bool = False,
                       timeout: int = 3600, echo=print) -> list[RunResult]:
     """Re-execute solutions and write their outputs back (maintainers; full mode by default)."""
-    names = [n if n.endswith(".ipynb") else _resolve(n) for n in (names or
-             notebooks.notebook_names())]
+    names = notebooks.resolve_names(names) if names else notebooks.notebook_names()
     scratch = paths.repo_root() / "runs" / "refresh"
     results = run(names, kind="solution", quick=quick, out_dir=scratch, timeout=timeout,
                   echo=echo)

@@ -134,3 +134,12 @@ def test_the_hint_scan_finds_a_missing_hint():
     assert _checks_calls_without_hint("checks.check_equal('n', 1, 2)") == [
         "checks.check_equal('n', 1, 2)"]
     assert _checks_calls_without_hint("checks.check_equal('n', 1, 2, 'say why')") == []
+
+
+def test_notebooks_are_named_by_number_or_name():
+    assert notebooks.resolve_names(["05", "06_pytorch_static_eager", "07_pytorch_static_fx.ipynb"]) == [
+        "05_pytorch_dynamic.ipynb", "06_pytorch_static_eager.ipynb", "07_pytorch_static_fx.ipynb"]
+    with pytest.raises(ValueError, match="'0' matches"):
+        notebooks.resolve_names(["0"])
+    with pytest.raises(ValueError, match="matches no notebook"):
+        notebooks.resolve_names(["99"])
