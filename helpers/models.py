@@ -7,6 +7,9 @@ Introduced in lesson 00; trained and cached by :mod:`helpers.training`.
 * :class:`SmallCNN`: conv-bn-relu blocks and one residual block, written for eager-mode
   quantization (stubs, separate ReLU modules, ``FloatFunctional`` for the skip add).
   ``SmallCNN(eager=False)`` is the same network with a plain ``+``, for FX and PT2E.
+* :class:`DepthwiseSeparableNet`: MobileNet-style depthwise-separable blocks with batch norm
+  and ReLU6, the classic network whose folded depthwise channels have very different ranges,
+  so per-tensor weight quantization loses accuracy that per-channel recovers.
 * :func:`build_keras_cnn`: the Keras MNIST CNN of the TensorFlow post-training quantization
   examples (Reshape, Conv2D 12 3x3, MaxPool, Flatten, Dense 10), built with ``keras.Input``.
 """
@@ -86,9 +89,56 @@ class SmallCNN(nn.Module):
         return groups + [["res_b.0", "res_b.1"]]
 
 
+def conv_bn_relu6(c_in: int, c_out: int, kernel_size: int = 3, stride: int = 1,
+                  groups: int = 1) -> nn.Sequential:
+    """Conv, batch norm and ReLU6 (MobileNet's activation), children named "0", "1", "2"."""
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, kernel_size, stride=stride, padding=kernel_size // 2,
+                  groups=groups, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU6(),
+    )
+
+
+class DepthwiseSeparableNet(nn.Module):
+    """A stem and ``blocks`` depthwise-separable blocks (MobileNet v1 style); lesson 03.
+
+    Each block is a 3x3 depthwise conv (one filter per channel) and a 1x1 pointwise conv, both
+    followed by batch norm and ReLU6. After batch norm is folded into the depthwise weights,
+    each channel carries its own gamma / sigma factor, so channel ranges differ widely: the
+    network where the choice between per-tensor and per-channel weights shows in accuracy.
+    """
+
+    def __init__(self, width: int = 32, blocks: int = 5) -> None:
+        super().__init__()
+        if blocks < 1:
+            raise ValueError(f"blocks must be >= 1, got {blocks}")
+        self.quant = QuantStub()
+        self.stem = conv_bn_relu6(1, width, stride=2)
+        layers = []
+        for index in range(blocks):
+            stride = 2 if index == 1 else 1
+            layers.append(conv_bn_relu6(width, width, stride=stride, groups=width))
+            layers.append(conv_bn_relu6(width, width, kernel_size=1))
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(width, 10)
+        self.dequant = DeQuantStub()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(self.stem(self.quant(x)))
+        return self.dequant(self.fc(torch.flatten(self.pool(x), 1)))
+
+    def fusion_groups(self) -> list[list[str]]:
+        """Conv + BN + ReLU6 groups for ``fuse_modules``: ReLU6 is not fused, so conv + BN."""
+        names = ["stem"] + [f"features.{i}" for i in range(len(self.features))]
+        return [[f"{name}.0", f"{name}.1"] for name in names]
+
+
 TORCH_MODELS = {
     "mlp": MLP,
     "small_cnn": SmallCNN,
+    "ds_cnn": DepthwiseSeparableNet,
 }
 
 

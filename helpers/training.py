@@ -37,7 +37,7 @@ class Recipe:
     lr: float = 2e-3
     batch_size: int = 64
     seed: int = 0
-    source: str = "subset"
+    source: str = data.DEFAULT_SOURCE
     model_kwargs: dict = field(default_factory=dict)
 
     def key(self, architecture: str = "") -> str:
@@ -101,7 +101,7 @@ def train_epochs(
     return history
 
 
-def pretrained(name: str, epochs: int = 3, source: str = "subset", seed: int = 0,
+def pretrained(name: str, epochs: int = 3, source: str = data.DEFAULT_SOURCE, seed: int = 0,
                lr: float = 2e-3, **model_kwargs) -> nn.Module:
     """A trained course model in eval mode, from the cache or trained now; lesson 00."""
     recipe = Recipe(model=name, epochs=epochs, lr=lr, seed=seed, source=source,
@@ -133,7 +133,8 @@ def _atomic_save(state: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def keras_pretrained(epochs: int = 5, source: str = "subset", seed: int = 0, filters: int = 12):
+def keras_pretrained(epochs: int = 5, source: str = data.DEFAULT_SOURCE, seed: int = 0,
+                     filters: int = 12):
     """The Keras MNIST CNN, trained on the course data or loaded from the cache; lesson 09."""
     import keras
 

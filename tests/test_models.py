@@ -76,3 +76,19 @@ def test_train_epochs_rejects_zero_epochs():
 
     with pytest.raises(ValueError, match="epochs must be >= 1"):
         training.train_epochs(models.MLP(), data.load_mnist().calib, epochs=0)
+
+
+def test_depthwise_separable_net_shapes_and_fusion():
+    import torch.ao.quantization as tq
+
+    net = models.build_torch_model("ds_cnn", width=16, blocks=3).eval()
+    x = torch.randn(4, 1, 28, 28)
+    assert tuple(net(x).shape) == (4, 10)
+    depthwise = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1]
+    assert len(depthwise) == 3 and all(m.groups == m.in_channels == 16 for m in depthwise)
+    fused = tq.fuse_modules(net, net.fusion_groups())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    with torch.no_grad():
+        assert torch.allclose(fused(x), net(x), atol=1e-5)
+    with pytest.raises(ValueError, match="blocks"):
+        models.DepthwiseSeparableNet(blocks=0)
