@@ -164,13 +164,16 @@ def load_int8(float_model: nn.Module, path: str | os.PathLike, mapping: QConfigM
 sqnr_db = quant.sqnr_db
 
 
-def layer_sensitivity(model: nn.Module, calib: torch.Tensor, x_eval: torch.Tensor,
+def layer_sensitivity(model: nn.Module, calib: torch.Tensor, evaluation: data.Split,
                       layers: Sequence[str] | None = None, engine: str = "x86") -> list[dict]:
     """Quantize one layer at a time; the output SQNR (dB) of each against fp32; lesson 07.
 
     A low SQNR means that layer alone adds much noise to the logits: the first candidate to
-    keep in float.
+    keep in float. Scoring layers is a choice, so ``evaluation`` must be the validation split
+    (or part of it); the test split is refused.
     """
+    data.require_selection_split(evaluation, "layer_sensitivity (choosing layers to keep in float)")
+    x_eval = data.torch_tensors(evaluation)[0]
     layers = list(layers) if layers is not None else weighted_layers(model)
     if not layers:
         raise ValueError("no layers to test: the model has no conv or linear modules")
@@ -182,7 +185,8 @@ def layer_sensitivity(model: nn.Module, calib: torch.Tensor, x_eval: torch.Tenso
         with torch.no_grad():
             out = quantized(x_eval)
         agree = float((out.argmax(1) == reference.argmax(1)).float().mean())
-        rows.append({"layer": name, "sqnr_db": sqnr_db(reference, out), "top1_agreement": agree})
+        rows.append({"layer": name, "sqnr_db": sqnr_db(reference, out), "top1_agreement": agree,
+                     "selected_on": evaluation.role})
     return rows
 
 

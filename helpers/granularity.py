@@ -122,3 +122,44 @@ def compare_schemes(w, bits: int = 8, group_sizes: tuple[int, ...] = (32, 64, 12
             "overhead_bits_per_weight": overhead_bits_per_weight(w.shape, scheme, g, scale_bits),
         })
     return rows
+
+
+def weight_quantized_copy(model, scheme: str, bits: int = 8, fuse: list[list[str]] | None = None):
+    """A copy of a PyTorch model with BN folded and every conv/linear weight fake-quantized
+    per tensor or per channel (activations stay float); lesson 03."""
+    import copy
+
+    import torch
+    import torch.ao.quantization as tq
+
+    if scheme not in ("per_tensor", "per_channel"):
+        raise ValueError(f"scheme must be 'per_tensor' or 'per_channel', got {scheme!r}")
+    working = copy.deepcopy(model).eval()
+    if fuse:
+        working = tq.fuse_modules(working, [list(group) for group in fuse])
+    with torch.no_grad():
+        for module in working.modules():
+            if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+                w = module.weight.detach().numpy()
+                w_hat = fake_quantize(w, scheme, bits=bits, symmetric=True)
+                module.weight.copy_(torch.from_numpy(np.asarray(w_hat, dtype=np.float32)))
+    return working
+
+
+def channel_range_spread(model, fuse: list[list[str]] | None = None) -> dict[str, float]:
+    """Per conv layer (BN folded): widest channel range / narrowest non-zero one; lesson 03."""
+    import copy
+
+    import torch
+    import torch.ao.quantization as tq
+
+    working = copy.deepcopy(model).eval()
+    if fuse:
+        working = tq.fuse_modules(working, [list(group) for group in fuse])
+    spread = {}
+    for name, module in working.named_modules():
+        if isinstance(module, torch.nn.Conv2d):
+            ranges = module.weight.detach().abs().flatten(1).amax(1)
+            ranges = ranges[ranges > 0]
+            spread[name] = float(ranges.max() / ranges.min())
+    return spread

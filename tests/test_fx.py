@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from torch.ao.quantization import HistogramObserver, MinMaxObserver
 
-from helpers import env, fx, models
+from helpers import data, env, fx, models
 
 
 @pytest.fixture(autouse=True)
@@ -104,8 +105,13 @@ def test_sqnr_db_known_values() -> None:
 
 
 def test_layer_sensitivity_and_most_sensitive(model, calib) -> None:
-    rows = fx.layer_sensitivity(model, calib, calib, layers=["stem.0", "fc"])
+    images = calib[:, 0].numpy() * data.MNIST_STD + data.MNIST_MEAN
+    val = data.Split(images, np.zeros(len(images), dtype=np.int64), "val")
+    rows = fx.layer_sensitivity(model, calib, val, layers=["stem.0", "fc"])
     assert [r["layer"] for r in rows] == ["stem.0", "fc"]
+    assert {r["selected_on"] for r in rows} == {"val"}
+    with pytest.raises(data.SelectionOnTestError, match="mnist.val"):
+        fx.layer_sensitivity(model, calib, data.Split(images, val.y, "test"), layers=["fc"])
     assert all(r["sqnr_db"] > 0 and 0 <= r["top1_agreement"] <= 1 for r in rows)
     assert fx.most_sensitive(rows) == min(rows, key=lambda r: r["sqnr_db"])["layer"]
     with pytest.raises(ValueError, match="no sensitivity rows"):

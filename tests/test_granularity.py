@@ -73,3 +73,30 @@ def test_bad_input():
         granularity.per_group_qparams(np.ones((2, 8)), 0)
     with pytest.raises(ValueError, match="no empty axis"):
         granularity.n_scales((0, 4), "per_channel")
+
+
+def test_weight_quantized_copy_folds_bn_and_quantizes_weights_only():
+    import torch
+
+    from helpers import models
+
+    torch.manual_seed(0)
+    net = models.DepthwiseSeparableNet(width=8, blocks=2).eval()
+    for module in net.modules():  # give batch norm non-trivial statistics to fold
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.2, 3.0)
+    x = torch.randn(3, 1, 28, 28)
+    eight = granularity.weight_quantized_copy(net, "per_channel", 8, net.fusion_groups())
+    four = granularity.weight_quantized_copy(net, "per_tensor", 4, net.fusion_groups())
+    with torch.no_grad():
+        ref, out8, out4 = net(x), eight(x), four(x)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in eight.modules())
+    err8, err4 = (ref - out8).abs().max(), (ref - out4).abs().max()
+    assert 0 < err8 < 0.01 and err4 > 4 * err8
+    stem = four.stem[0].weight.detach()
+    assert len(torch.unique(stem)) <= 16  # one 4-bit grid for the whole tensor
+    with pytest.raises(ValueError, match="per_tensor"):
+        granularity.weight_quantized_copy(net, "per_group", 4)
+    spread = granularity.channel_range_spread(net, net.fusion_groups())
+    assert set(spread) >= {"stem.0", "features.0.0"} and all(v >= 1 for v in spread.values())
