@@ -30,20 +30,47 @@ def copy_lessons_to_work(work_dir: Path | None = None) -> tuple[list[str], list[
     return added, kept
 
 
+def free_port(start: int = 8888, tries: int = 50) -> int:
+    """The first TCP port from ``start`` that nothing listens on (JupyterLab's own default first)."""
+    import socket
+
+    for port in range(start, start + tries):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {start}-{start + tries - 1}; pass --port")
+
+
+def lab_command(lesson: str | None, port: int, token: str, no_browser: bool) -> tuple[list[str], str]:
+    """The ``jupyter lab`` command and the URL (with its token) that opens the lesson in my_work/."""
+    name = notebooks.resolve_names([lesson])[0] if lesson else "00_start_here.ipynb"
+    start = f"my_work/{name}"
+    command = ["jupyter", "lab", start, f"--ServerApp.root_dir={paths.repo_root()}",
+               f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+               f"--IdentityProvider.token={token}"]
+    if no_browser:
+        command.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        # Containers and workshop VMs often run as root, which JupyterLab refuses by default.
+        command.append("--allow-root")
+    return command, f"http://localhost:{port}/lab/tree/{start}?token={token}"
+
+
 def cmd_lab(args: argparse.Namespace) -> int:
+    import secrets
+
+    command, url = lab_command(args.lesson, args.port or free_port(), secrets.token_hex(24),
+                               args.no_browser)
     added, kept = copy_lessons_to_work()
     if added:
         print(f"Copied {len(added)} lesson(s) into my_work/: {', '.join(added)}")
     if kept:
         print(f"Kept your own copies of {len(kept)} lesson(s) in my_work/ (never overwritten).")
-    start = f"my_work/{args.lesson}" if args.lesson else "my_work/00_start_here.ipynb"
-    command = ["jupyter", "lab", start, f"--ServerApp.root_dir={paths.repo_root()}"]
-    if args.no_browser:
-        command.append("--no-browser")
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        # Containers and workshop VMs often run as root, which JupyterLab refuses by default.
-        command.append("--allow-root")
-    print("Starting:", " ".join(command))
+    print("Starting:", " ".join(c for c in command if not c.startswith("--IdentityProvider")))
+    print(f"\n    Open this address in your browser:\n\n    {url}\n", flush=True)
     if args.dry_run:
         return 0
     return subprocess.call(command, cwd=paths.repo_root())
@@ -120,8 +147,11 @@ def parser() -> argparse.ArgumentParser:
     sub = main.add_subparsers(dest="command", required=True)
 
     lab = sub.add_parser("lab", help="copy lessons into my_work/ and open JupyterLab")
-    lab.add_argument("lesson", nargs="?", help="notebook to open (default: 00_start_here)")
-    lab.add_argument("--no-browser", action="store_true")
+    lab.add_argument("lesson", nargs="?",
+                     help="lesson to open, e.g. 02 or 02_affine_quantization (default: 00)")
+    lab.add_argument("--no-browser", action="store_true",
+                     help="do not open a browser; print the address to open instead")
+    lab.add_argument("--port", type=int, help="port to serve on (default: first free from 8888)")
     lab.add_argument("--dry-run", action="store_true", help="copy and print, do not start")
     lab.set_defaults(func=cmd_lab)
 

@@ -57,8 +57,12 @@ class Recorder:
         self.records: list[dict] = []
         self._write()
 
-    def record(self, name: str, **metrics) -> dict:
-        """Add or replace the record called ``name``; extra metrics are kept as given."""
+    def record(self, name: str, **metrics) -> None:
+        """Add or replace the record called ``name``; extra metrics are kept as given.
+
+        Returns None, so a cell that ends with a ``record(...)`` call prints nothing; the
+        entry is ``self.records[-1]``.
+        """
         if not name:
             raise ValueError("a record needs a name, e.g. 'mlp-int8'")
         if "timing" in metrics:
@@ -69,7 +73,6 @@ class Recorder:
         entry = {"name": name, **_plain(metrics)}
         self.records = [r for r in self.records if r["name"] != name] + [entry]
         self._write()
-        return entry
 
     def _write(self) -> None:
         payload = {

@@ -47,3 +47,32 @@ def test_unknown_command_and_notebook_are_refused(capsys):
 def test_env_command_prints_a_verdict(capsys):
     cli.main(["env"])
     assert "Verdict" in capsys.readouterr().out
+
+
+def test_lab_prints_the_lesson_00_address_with_its_token(capsys, monkeypatch):
+    monkeypatch.setattr(cli, "copy_lessons_to_work", lambda: ([], []))  # leave my_work/ alone
+    assert cli.main(["lab", "--no-browser", "--dry-run", "--port", "8899"]) == 0
+    out = capsys.readouterr().out
+    url = next(word for word in out.split() if word.startswith("http://"))
+    assert url.startswith("http://localhost:8899/lab/tree/my_work/00_start_here.ipynb?token=")
+    assert len(url.split("token=")[1]) >= 32
+    assert "Open this address" in out
+
+
+def test_lab_takes_a_lesson_number_like_run():
+    command, url = cli.lab_command("02", 8890, "abc", no_browser=True)
+    assert "my_work/02_affine_quantization.ipynb" in command
+    assert "--IdentityProvider.token=abc" in command and "--ServerApp.port=8890" in command
+    assert url.endswith("/lab/tree/my_work/02_affine_quantization.ipynb?token=abc")
+    with pytest.raises(ValueError, match="matches no notebook"):
+        cli.lab_command("99", 8890, "abc", no_browser=True)
+
+
+def test_free_port_skips_a_busy_port():
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        assert cli.free_port(taken, tries=5) != taken

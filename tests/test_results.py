@@ -30,7 +30,8 @@ def test_rerun_starts_the_file_afresh_and_leaves_others(tmp_path):
 def test_timing_expands_into_latency_fields(tmp_path):
     recorder = results.Recorder("00_x", quick=True, folder=tmp_path)
     timing = measure.Timing(2.0, 0.1, 1.9, 2.2, 10, 1)
-    entry = recorder.record("m", timing=timing, batch=1)
+    assert recorder.record("m", timing=timing, batch=1) is None  # a record cell prints nothing
+    entry = recorder.records[-1]
     assert entry["latency_ms"] == 2.0 and entry["latency_spread_ms"] == 0.1 and entry["threads"] == 1
 
 
