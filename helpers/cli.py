@@ -1,6 +1,6 @@
 """The course command line: ``./course <command>`` or ``python -m helpers <command>``.
 
-Commands: lab, build, check, run, report, refresh-solutions, env, download-mnist.
+Commands: lab, build, check, run, report, site, refresh-solutions, env, download-mnist.
 """
 
 from __future__ import annotations
@@ -126,6 +126,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_site(args: argparse.Namespace) -> int:
+    from helpers import site
+
+    html = site.build(Path(args.out) if args.out else None)
+    print(f"site written: {html / 'index.html'}")
+    return 0
+
+
 def cmd_env(args: argparse.Namespace) -> int:
     from helpers import env
 
@@ -188,6 +196,10 @@ def parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="write report/report.md and report.html from results/")
     report.add_argument("--report-dir", help="output folder (default: report/)")
     report.set_defaults(func=cmd_report)
+
+    site = sub.add_parser("site", help="a static website of the executed solutions (_site/html)")
+    site.add_argument("--out", help="build folder (default: _site/)")
+    site.set_defaults(func=cmd_site)
 
     sub.add_parser("env", help="versions, CPU features and quantized engines").set_defaults(
         func=cmd_env)
