@@ -59,14 +59,14 @@ def quantize_groupwise(w: torch.Tensor, group_size: int | None = 128, bits: int 
     """
     rows, cols = w.shape
     g = cols if group_size is None else group_size
-    if cols % g:
-        raise ValueError(f"in_features {cols} is not a multiple of the group size {g}")
-    blocks = w.reshape(rows * (cols // g), g)
+    pad = -cols % g  # a shorter last group: zero padding changes neither max|w| nor [min, max] with 0
+    padded = torch.nn.functional.pad(w, (0, pad))
+    blocks = padded.reshape(rows * ((cols + pad) // g), g)
     scale, zero = group_params(blocks, bits, symmetric)
     if return_codes:
-        codes = quantize_codes(blocks, scale, zero, bits, symmetric).reshape(rows, cols)
+        codes = quantize_codes(blocks, scale, zero, bits, symmetric).reshape(rows, -1)[:, :cols]
         return codes.to(torch.int8), scale.reshape(rows, -1), zero.reshape(rows, -1)
-    return fake_quant(blocks, scale, zero, bits, symmetric).reshape(rows, cols)
+    return fake_quant(blocks, scale, zero, bits, symmetric).reshape(rows, -1)[:, :cols]
 
 
 rtn = quantize_groupwise

@@ -46,6 +46,13 @@ def test_rtn_codes_and_grid(symmetric, group):
     assert (w - deq.reshape(8, 256)).abs().max() <= scale.max() * (0.5 if symmetric else 1.0) + 1e-6
 
 
+def test_rtn_ragged_last_group_equals_quantizing_it_alone():
+    w = torch.randn(4, 576, generator=torch.Generator().manual_seed(9))  # SmolLM2's width, 4.5 groups of 128
+    got = lq.rtn(w, 128, symmetric=False)
+    assert torch.allclose(got[:, 512:], lq.rtn(w[:, 512:], None, symmetric=False))
+    assert torch.allclose(got[:, :512], lq.rtn(w[:, :512], 128, symmetric=False))
+
+
 def obq_reference(w: torch.Tensor, h: torch.Tensor, damp: float = 0.01) -> torch.Tensor:
     """Plain sequential OBQ update with explicit inverses of the remaining columns' Hessian."""
     w = w.clone()
