@@ -35,16 +35,28 @@ def fail(what: str, expected: Any, got: Any, hint: str = "") -> None:
     raise ExerciseError("\n".join(lines))
 
 
+class NotWrittenYet(NotImplementedError):
+    """An exercise stub still raises ``NotImplementedError``: a short, friendly message.
+
+    IPython calls ``_render_traceback_`` instead of printing the traceback, so the cell shows
+    these few lines only; it is still an exception, so papermill sees the cell as failing.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"✋ {self}"]
+
+
 def attempt(function: Callable, *args, **kwargs) -> Any:
-    """Call the student's function; an unfinished stub becomes a clear "not done yet"."""
+    """Call the student's function; an unfinished stub becomes a clear "not written yet"."""
     try:
         return function(*args, **kwargs)
-    except NotImplementedError as err:
-        raise NotImplementedError(
-            f"{getattr(function, '__name__', 'this exercise')} is not written yet: replace "
-            "`raise NotImplementedError()` in the exercise cell above with your code, run that "
-            "cell, then run this check again."
-        ) from err
+    except NotImplementedError:
+        pass
+    raise NotWrittenYet(
+        f"{getattr(function, '__name__', 'this exercise')} is not written yet: replace "
+        "`raise NotImplementedError()` in the exercise cell above with your code, run that "
+        "cell, then run this check again."
+    ) from None
 
 
 def _as_array(value: Any) -> np.ndarray:
