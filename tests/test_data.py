@@ -167,7 +167,7 @@ def test_a_store_of_the_wrong_shape_is_refused(tmp_path):
 
 def test_the_subset_has_no_val_and_says_where_to_find_one(mnist):
     with pytest.raises(data.DatasetError, match="load_mnist\\('mnist'\\)"):
-        mnist.val
+        _ = mnist.val
     assert "val" not in mnist.summary() and mnist.test.role == "test"
 
 
