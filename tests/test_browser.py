@@ -44,6 +44,8 @@ def _start_lab(port: int):
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium is not installed "
                     "(apt-get install chromium)")
+@pytest.mark.skipif(os.environ.get("COURSE_BROWSER_TEST") != "1",
+                    reason="set COURSE_BROWSER_TEST=1 to drive JupyterLab in chromium (about 90 s)")
 def test_lesson_00_runs_in_jupyterlab_with_only_friendly_errors():
     playwright = pytest.importorskip("playwright.sync_api")
     proc, url = _start_lab(cli.free_port(8950))
