@@ -124,19 +124,24 @@ def compare_schemes(w, bits: int = 8, group_sizes: tuple[int, ...] = (32, 64, 12
     return rows
 
 
+def _folded_copy(model, fuse: list[list[str]] | None):
+    """An eval-mode copy of a PyTorch model with the named groups fused (BN folded)."""
+    import copy
+
+    import torch.ao.quantization as tq
+
+    working = copy.deepcopy(model).eval()
+    return tq.fuse_modules(working, [list(group) for group in fuse]) if fuse else working
+
+
 def weight_quantized_copy(model, scheme: str, bits: int = 8, fuse: list[list[str]] | None = None):
     """A copy of a PyTorch model with BN folded and every conv/linear weight fake-quantized
     per tensor or per channel (activations stay float); lesson 03."""
-    import copy
-
     import torch
-    import torch.ao.quantization as tq
 
     if scheme not in ("per_tensor", "per_channel"):
         raise ValueError(f"scheme must be 'per_tensor' or 'per_channel', got {scheme!r}")
-    working = copy.deepcopy(model).eval()
-    if fuse:
-        working = tq.fuse_modules(working, [list(group) for group in fuse])
+    working = _folded_copy(model, fuse)
     with torch.no_grad():
         for module in working.modules():
             if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
@@ -148,16 +153,10 @@ def weight_quantized_copy(model, scheme: str, bits: int = 8, fuse: list[list[str
 
 def channel_range_spread(model, fuse: list[list[str]] | None = None) -> dict[str, float]:
     """Per conv layer (BN folded): widest channel range / narrowest non-zero one; lesson 03."""
-    import copy
-
     import torch
-    import torch.ao.quantization as tq
 
-    working = copy.deepcopy(model).eval()
-    if fuse:
-        working = tq.fuse_modules(working, [list(group) for group in fuse])
     spread = {}
-    for name, module in working.named_modules():
+    for name, module in _folded_copy(model, fuse).named_modules():
         if isinstance(module, torch.nn.Conv2d):
             ranges = module.weight.detach().abs().flatten(1).amax(1)
             ranges = ranges[ranges > 0]
