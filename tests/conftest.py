@@ -48,7 +48,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def lesson_runs(request: pytest.FixtureRequest, scratch: Path):
     """The selected lessons executed once with papermill in quick mode, two at a time."""
-    from helpers import runner
+    from helpers.course import runner
 
     names = request.config.stash[LESSONS_KEY]
     jobs = int(os.environ.get("COURSE_TEST_JOBS", "2"))

@@ -6,7 +6,8 @@ import os
 import re
 import shlex
 
-from helpers import cli, paths
+from helpers import paths
+from helpers.course import cli
 
 BINDER = paths.repo_root() / "binder"
 

@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from helpers import cli, paths
+from helpers import paths
+from helpers.course import cli
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -1,4 +1,4 @@
-"""helpers.notebooks: lessons are exactly what the builder makes from the solutions."""
+"""helpers.course.notebooks: lessons are exactly what the builder makes from the solutions."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from helpers import notebooks
+from helpers.course import notebooks
 
 
 def _cell(kind: str, text: str, tags: list[str] | None = None) -> dict:

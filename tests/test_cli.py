@@ -1,10 +1,11 @@
-"""helpers.cli: the commands instructors and students type."""
+"""helpers.course.cli: the commands instructors and students type."""
 
 from __future__ import annotations
 
 import pytest
 
-from helpers import cli, notebooks, paths
+from helpers import paths
+from helpers.course import cli, notebooks
 
 
 def test_lab_copies_lessons_without_overwriting(tmp_path):
@@ -38,7 +39,7 @@ def test_build_command_leaves_lessons_unchanged(capsys, tmp_path, monkeypatch):
 def test_unknown_command_and_notebook_are_refused(capsys):
     with pytest.raises(SystemExit):
         cli.main(["fly"])
-    from helpers import runner
+    from helpers.course import runner
 
     with pytest.raises(ValueError, match="matches no notebook"):
         runner.run(["99"], kind="lesson")

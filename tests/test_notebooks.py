@@ -10,7 +10,8 @@ import json
 
 import pytest
 
-from helpers import notebooks, paths
+from helpers import paths
+from helpers.course import notebooks
 
 LESSONS = notebooks.notebook_names(notebooks.lessons_dir())
 

@@ -1,10 +1,11 @@
-"""helpers.report: tables from results, every lesson listed, capstone figures embedded."""
+"""helpers.course.report: tables from results, every lesson listed, capstone figures embedded."""
 
 from __future__ import annotations
 
 import pytest
 
-from helpers import notebooks, paths, report, results
+from helpers import paths, results
+from helpers.course import notebooks, report
 
 
 def test_format_value_units():

@@ -1,8 +1,8 @@
-"""helpers.runner: which errors in an executed notebook count as failures."""
+"""helpers.course.runner: which errors in an executed notebook count as failures."""
 
 from __future__ import annotations
 
-from helpers import runner
+from helpers.course import runner
 
 
 def _code(tags, ename=None, ran=True):
@@ -39,7 +39,7 @@ def test_untagged_errors_fail():
 def test_a_notebook_whose_kernel_dies_is_a_failure(tmp_path, monkeypatch):
     import json
 
-    from helpers import notebooks
+    from helpers.course import notebooks
 
     solutions = tmp_path / "solutions"
     solutions.mkdir()

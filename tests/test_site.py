@@ -1,4 +1,4 @@
-"""helpers.site: the static website builds from the executed solutions and its links resolve."""
+"""helpers.course.site: the static website builds from the executed solutions and its links resolve."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import shutil
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from helpers import notebooks, paths, site
+from helpers import paths
+from helpers.course import notebooks, site
 
 HREF = re.compile(r'(?:href|src)="([^"]+)"')
 

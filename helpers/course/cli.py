@@ -12,7 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpers import notebooks, paths
+from helpers import paths
+from helpers.course import notebooks
 
 
 def copy_lessons_to_work(work_dir: Path | None = None) -> tuple[list[str], list[str]]:
@@ -99,7 +100,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from helpers import runner
+    from helpers.course import runner
 
     results = runner.run(args.names or None, kind=args.kind, quick=args.quick,
                          out_dir=Path(args.out) if args.out else None, jobs=args.jobs,
@@ -110,7 +111,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:
-    from helpers import runner
+    from helpers.course import runner
 
     results = runner.refresh_solutions(args.names or None, quick=args.quick)
     status = notebooks.build([r.name for r in results if r.ok])
@@ -119,7 +120,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from helpers import report
+    from helpers.course import report
 
     out = report.write_report(out_dir=Path(args.report_dir) if args.report_dir else None)
     print(f"report written: {out['markdown']} and {out['html']}")
@@ -127,7 +128,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_site(args: argparse.Namespace) -> int:
-    from helpers import site
+    from helpers.course import site
 
     html = site.build(Path(args.out) if args.out else None)
     print(f"site written: {html / 'index.html'}")

@@ -14,7 +14,8 @@ import io
 from datetime import UTC, datetime
 from pathlib import Path
 
-from helpers import notebooks, paths, results
+from helpers import paths, results
+from helpers.course import notebooks
 
 CAPSTONE = "13_capstone_comparison"
 COLUMNS = ("name", "framework", "model", "accuracy", "size_bytes", "latency_ms", "threads",

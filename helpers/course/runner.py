@@ -14,7 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from helpers import env, notebooks, paths
+from helpers import env, paths
+from helpers.course import notebooks
 
 # checks.attempt turns a stub's NotImplementedError into its subclass NotWrittenYet.
 ALLOWED_LESSON_ERRORS = ("NotImplementedError", "NotWrittenYet")
