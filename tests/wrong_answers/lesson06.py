@@ -1,0 +1,6 @@
+"""Wrong answers for the exercises of lesson 06; see harness.py."""
+
+from harness import Case, case, solution  # noqa: F401
+
+# Exercises whose checks still live inline in the notebook. May only shrink.
+PENDING = {'fuse_tiny', 'calibrate', 'dequantize_one', 'add_stubs'}
