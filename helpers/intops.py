@@ -15,6 +15,7 @@ TensorFlow Lite's reference kernels (gemmlowp's ``SaturatingRoundingDoublingHigh
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -175,6 +176,62 @@ def quantized_linear(q_x, zp_x: int, q_w, q_bias, m0, shift, zp_out: int, qmin: 
     if q_bias is not None:
         acc = acc + _ints(q_bias, "q_bias")[None, :]
     return requantize(acc, m0, shift, zp_out, qmin, qmax)
+
+
+@dataclass(frozen=True)
+class LinearParams:
+    """The integers an int8 Linear (+ fused ReLU) layer runs on, read from a model; lesson 04.
+
+    ``q_w`` is (C, K) int8, ``q_bias`` (C,) int32 at scale s_x · s_w, ``m0`` and ``shift`` one
+    per output channel (:func:`quantize_multipliers`); ``qmin``/``qmax`` bound the output type.
+    """
+
+    q_w: np.ndarray
+    q_bias: np.ndarray
+    m0: np.ndarray
+    shift: np.ndarray
+    zp_x: int
+    zp_out: int
+    zp_w: int = 0
+    qmin: int = -128
+    qmax: int = 127
+    relu: bool = False
+
+    def clamp(self) -> tuple[int, int]:
+        """The output clamp, with the ReLU folded in when the layer has one."""
+        return output_range(self.zp_out, self.qmin, self.qmax, relu=self.relu)
+
+    def __call__(self, q_x) -> np.ndarray:
+        """The reference forward pass: :func:`quantized_linear` with these parameters."""
+        return quantized_linear(q_x, self.zp_x, self.q_w, self.q_bias, self.m0, self.shift,
+                                self.zp_out, *self.clamp(), zp_w=self.zp_w)
+
+
+def int16_pair_matmul(q_x, q_w, chunk: int = 64) -> np.ndarray:
+    """u8 x s8 products summed in pairs into *saturating* int16, then in int32; lesson 04.
+
+    What x86 AVX2 without VNNI computes (``vpmaddubsw``): FBGEMM's path for PyTorch's int8
+    GEMM there. Two large products overflow int16 and stick at ±32767, so full 8-bit
+    activations can differ from the exact sum; 7-bit ones (``reduce_range``) never do.
+    ``q_x`` (N, K) holds uint8 values (zero point already folded in), ``q_w`` (C, K) int8.
+    """
+    q_x, q_w = _ints(q_x, "q_x"), _ints(q_w, "q_w")
+    if q_x.ndim != 2 or q_w.ndim != 2 or q_x.shape[1] != q_w.shape[1]:
+        raise ValueError(f"expected q_x (N, K) and q_w (C, K) with the same K, got "
+                         f"{q_x.shape} and {q_w.shape}")
+    if q_x.min() < 0 or q_x.max() > 255 or q_w.min() < -128 or q_w.max() > 127:
+        raise ValueError("expected uint8 values in q_x and int8 values in q_w")
+    if q_x.shape[1] % 2:  # an odd K gets one zero product to pair the last one with
+        q_x = np.pad(q_x, ((0, 0), (0, 1)))
+        q_w = np.pad(q_w, ((0, 0), (0, 1)))
+    x_even, x_odd = q_x[:, 0::2].astype(np.int32), q_x[:, 1::2].astype(np.int32)
+    w_even, w_odd = q_w[:, 0::2].astype(np.int32), q_w[:, 1::2].astype(np.int32)
+    out = np.empty((q_x.shape[0], q_w.shape[0]), dtype=np.int64)
+    for start in range(0, len(q_x), chunk):  # (chunk, C, K/2) at a time keeps memory small
+        rows = slice(start, start + chunk)
+        pairs = x_even[rows, None, :] * w_even[None] + x_odd[rows, None, :] * w_odd[None]
+        out[rows] = np.clip(pairs, -(2**15), 2**15 - 1).sum(-1, dtype=np.int64)
+    return out
 
 
 def im2col(x, kernel: int, stride: int = 1, padding: int = 0, pad_value: int = 0) -> np.ndarray:

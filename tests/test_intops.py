@@ -169,3 +169,28 @@ def test_single_rounding_is_within_one_lsb_of_double_rounding():
     assert np.abs(single - acc * 0.00731).max() <= 0.5 + 1e-6
     with pytest.raises(OverflowError, match="int32"):
         intops.requantize_single_rounding(np.array([2**40]), m0, shift, 0, -128, 127)
+
+
+def test_linear_params_call_and_clamp():
+    rng = np.random.default_rng(7)
+    q_w = rng.integers(-127, 128, (3, 10))
+    layer = intops.LinearParams(q_w=q_w, q_bias=np.array([5, -5, 0]), m0=np.full(3, 2**30),
+                                shift=np.array([-6, -6, -6]), zp_x=-128, zp_out=-20, relu=True)
+    assert layer.clamp() == (-20, 127)
+    q_x = rng.integers(-128, 128, (4, 10))
+    expected = intops.quantized_linear(q_x, -128, q_w, layer.q_bias, layer.m0, layer.shift, -20,
+                                       -20, 127)
+    np.testing.assert_array_equal(layer(q_x), expected)
+
+
+def test_int16_pair_matmul_saturates_only_large_pairs():
+    q_w = np.array([[127, 127, 1, 1], [-128, -128, 0, 0]])
+    q_x = np.array([[255, 255, 3, 4], [100, 100, 0, 0]])
+    got = intops.int16_pair_matmul(q_x, q_w)
+    # 255·127 + 255·127 = 64,770 sticks at 32,767; 100·127 + 100·127 = 25,400 fits.
+    np.testing.assert_array_equal(got, [[32767 + 7, -32768], [25400, -25600]])
+    exact = intops.integer_matmul(np.array([[1, 2, 3]]), 0, np.array([[4, 5, 6]]))
+    np.testing.assert_array_equal(intops.int16_pair_matmul(np.array([[1, 2, 3]]),
+                                                           np.array([[4, 5, 6]])), exact)
+    with pytest.raises(ValueError, match="uint8"):
+        intops.int16_pair_matmul(np.array([[-1, 2]]), np.array([[1, 1]]))
