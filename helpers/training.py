@@ -7,6 +7,8 @@ later calls load the cached ``state_dict`` with ``torch.load(..., weights_only=T
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -109,19 +111,33 @@ def pretrained(name: str, epochs: int = 3, source: str = data.DEFAULT_SOURCE, se
     env.seed_everything(seed)
     model = models.build_torch_model(name, **model_kwargs)
     path = recipe.cache_path(architecture_of(model))
-    if path.exists():
-        try:
-            model.load_state_dict(torch.load(path, weights_only=True))
-            return model.eval()
-        except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as err:
-            warnings.warn(f"cached weights {path.name} are unreadable ({err}); retraining",
-                          stacklevel=2)
-            path.unlink()
-    splits = data.load_mnist(source)
-    train_epochs(model, splits.train, epochs=epochs, lr=lr, batch_size=recipe.batch_size,
-                 seed=seed, desc=f"training {name}")
-    _atomic_save(model.state_dict(), path)
+    with training_lock(path):
+        if path.exists():
+            try:
+                model.load_state_dict(torch.load(path, weights_only=True))
+                return model.eval()
+            except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as err:
+                warnings.warn(f"cached weights {path.name} are unreadable ({err}); retraining",
+                              stacklevel=2)
+                path.unlink()
+        splits = data.load_mnist(source)
+        train_epochs(model, splits.train, epochs=epochs, lr=lr, batch_size=recipe.batch_size,
+                     seed=seed, desc=f"training {name}")
+        _atomic_save(model.state_dict(), path)
     return model.eval()
+
+
+@contextlib.contextmanager
+def training_lock(path: Path):
+    """Hold an exclusive lock for one cache entry: a second notebook that needs the same model
+    waits for the first to finish training, then loads its weights instead of training again."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _atomic_save(state: dict, path: Path) -> None:

@@ -92,3 +92,29 @@ def test_depthwise_separable_net_shapes_and_fusion():
         assert torch.allclose(fused(x), net(x), atol=1e-5)
     with pytest.raises(ValueError, match="blocks"):
         models.DepthwiseSeparableNet(blocks=0)
+
+
+def test_training_lock_makes_a_second_trainer_wait(tmp_path):
+    import threading
+    import time
+
+    events = []
+    inside = threading.Event()
+
+    def first():
+        with training.training_lock(tmp_path / "mlp-x.pt"):
+            inside.set()
+            time.sleep(0.3)
+            events.append("first leaves")
+
+    def second():
+        inside.wait()
+        with training.training_lock(tmp_path / "mlp-x.pt"):
+            events.append("second enters")
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+    assert events == ["first leaves", "second enters"]

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
-from helpers import paths, results
+from helpers import results
 from helpers.course import notebooks, report
 
 
@@ -33,12 +31,3 @@ def test_capstone_plots_are_written(tmp_path):
     out = report.write_report(tmp_path / "r", tmp_path / "out")
     assert (tmp_path / "out" / "capstone_accuracy_vs_latency.png").exists()
     assert "data:image/png;base64" in out["html"].read_text()
-
-
-@pytest.mark.notebook
-def test_report_of_a_quick_run_covers_every_lesson(lesson_runs, tmp_path):
-    out = report.write_report(paths.results_dir(), tmp_path)
-    text = out["markdown"].read_text()
-    for name in lesson_runs:
-        assert f"## {name[:-6]}" in text
-        assert "Run in quick mode" in text.split(f"## {name[:-6]}")[1].split("\n## ")[0]
