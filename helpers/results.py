@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import shutil
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,8 +56,20 @@ class Recorder:
         self.notebook = notebook
         self.quick = bool(quick)
         self.path = (folder or paths.results_dir()) / f"{notebook}.json"
+        self.figures_dir = self.path.parent / "figures" / notebook
         self.records: list[dict] = []
+        shutil.rmtree(self.figures_dir, ignore_errors=True)
         self._write()
+
+    def figure(self, name: str, fig) -> None:
+        """Keep a key figure for the course report (``results/figures/<notebook>/<name>.png``).
+
+        The notebook still shows the figure as usual; returns None so the cell prints nothing.
+        """
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name or ""):
+            raise ValueError(f"a figure name is lower-case letters, digits, '-' and '_', got {name!r}")
+        self.figures_dir.mkdir(parents=True, exist_ok=True)
+        fig.savefig(self.figures_dir / f"{name}.png", dpi=100, bbox_inches="tight")
 
     def record(self, name: str, **metrics) -> None:
         """Add or replace the record called ``name``; extra metrics are kept as given.
@@ -99,6 +113,11 @@ def load_all(folder: Path | None = None) -> dict[str, dict]:
             raise ValueError(f"{path} is not valid JSON ({err}); delete it and re-run its notebook") from err
         found[payload.get("notebook", path.stem)] = payload
     return found
+
+
+def figure_paths(notebook: str, folder: Path | None = None) -> list[Path]:
+    """The key figures a notebook kept with :meth:`Recorder.figure`, by name."""
+    return sorted(((folder or paths.results_dir()) / "figures" / notebook).glob("*.png"))
 
 
 def find(notebook: str, name: str, folder: Path | None = None) -> dict:

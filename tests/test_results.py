@@ -58,3 +58,22 @@ def test_corrupt_results_file_is_reported(tmp_path):
     (tmp_path / "03_x.json").write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
         results.load_all(tmp_path)
+
+
+def test_key_figures_are_kept_per_notebook_and_cleared_on_rerun(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    recorder = results.Recorder("03_x", quick=True, folder=tmp_path)
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    assert recorder.figure("sqnr-vs-bits", fig) is None
+    plt.close(fig)
+    (path,) = results.figure_paths("03_x", tmp_path)
+    assert path.name == "sqnr-vs-bits.png" and path.read_bytes()[:4] == b"\x89PNG"
+    results.Recorder("03_x", quick=True, folder=tmp_path)
+    assert results.figure_paths("03_x", tmp_path) == []
+    with pytest.raises(ValueError, match="figure name"):
+        recorder.figure("Bad name.png", fig)

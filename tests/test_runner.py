@@ -65,3 +65,17 @@ def test_error_banners_are_dropped_from_a_clean_run():
     assert runner._drop_error_banners(notebook)
     assert [c["cell_type"] for c in notebook["cells"]] == ["code"]
     assert not runner._drop_error_banners(notebook)
+
+
+def test_a_refreshed_solution_keeps_its_records_as_the_reference_run(tmp_path, monkeypatch):
+    from helpers import results
+    from helpers.course import notebooks
+
+    monkeypatch.setenv("COURSE_RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.setattr(notebooks.paths, "ROOT", tmp_path)
+    (tmp_path / "solutions").mkdir()
+    assert runner.keep_reference_records("07_x.ipynb") is None
+    results.Recorder("07_x", quick=False).record("int8", accuracy=0.9)
+    target = runner.keep_reference_records("07_x.ipynb")
+    assert target == tmp_path / "solutions" / "results" / "07_x.json"
+    assert results.load_all(target.parent)["07_x"]["records"][0]["accuracy"] == 0.9

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -192,4 +193,16 @@ def refresh_solutions(names: list[str] | None = None, quick: bool = False,
         executed["cells"] = [c for c in executed["cells"] if not c["metadata"].get("_drop")]
         (notebooks.solutions_dir() / result.name).write_text(notebooks.dumps(executed),
                                                               encoding="utf-8")
+        keep_reference_records(result.name)
     return results
+
+
+def keep_reference_records(name: str) -> Path | None:
+    """Copy a refreshed solution's records to ``solutions/results/`` (the report's reference run)."""
+    recorded = paths.results_dir() / name.replace(".ipynb", ".json")
+    if not recorded.exists():
+        return None
+    target = notebooks.solutions_dir() / "results" / recorded.name
+    target.parent.mkdir(exist_ok=True)
+    shutil.copyfile(recorded, target)
+    return target
