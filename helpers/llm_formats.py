@@ -1,4 +1,4 @@
-"""Block floating-point formats (MXFP4, NVFP4) and KV-cache fake quantization: lesson 15.
+"""Block floating-point formats (MXFP4, NVFP4), emulated: lesson 15.
 
 Emulated quantize-dequantize in torch. E2M1 (FP4) holds the magnitudes
 {0, 0.5, 1, 1.5, 2, 3, 4, 6} with a sign. MXFP4 (OCP Microscaling) shares one power-of-two
@@ -58,23 +58,20 @@ def fp4_bits_per_weight(fmt: str) -> float:
     return {"mxfp4": 4 + 8 / 32, "nvfp4": 4 + 8 / 16}[fmt]
 
 
-# ------------------------------------------------------------------------------- KV cache
-
-def fake_quant_kv(x: torch.Tensor, bits: int = 8, axis: str = "token") -> torch.Tensor:
-    """Asymmetric fake quantization of a K or V tensor (..., tokens, head_dim); lesson 15.
-
-    ``axis="token"`` keeps one scale per token vector (over head_dim); ``"channel"`` one scale
-    per channel (over tokens), which suits keys' outlier channels (KIVI).
-    """
-    dim = {"token": -1, "channel": -2}[axis]
-    lo = x.amin(dim=dim, keepdim=True)
-    hi = x.amax(dim=dim, keepdim=True)
-    qmax = 2**bits - 1
-    scale = ((hi - lo) / qmax).clamp_min(1e-12)
-    q = torch.clamp(torch.round((x - lo) / scale), 0, qmax)
-    return q * scale + lo
+def fp4_weights(model, names: list[str], fmt: str) -> dict[str, torch.Tensor]:
+    """MXFP4- or NVFP4-quantized (dequantized) copies of the named Linear weights; lesson 15."""
+    quantize = {"mxfp4": mxfp4, "nvfp4": nvfp4}.get(fmt)
+    if quantize is None:
+        raise ValueError(f"fmt must be 'mxfp4' or 'nvfp4', got {fmt!r}")
+    found = dict(model.named_modules())
+    return {n: quantize(found[n].weight.detach()) for n in names}
 
 
-def kv_quant_error(x: torch.Tensor, bits: int = 8, axis: str = "token") -> float:
-    """Relative error ||x - Q(x)|| / ||x|| of :func:`fake_quant_kv`; lesson 15."""
-    return float((x - fake_quant_kv(x, bits, axis)).norm() / x.norm().clamp_min(1e-12))
+def gguf_mxfp4_roundtrip(x: torch.Tensor) -> torch.Tensor:
+    """The gguf package's own MXFP4 quantize-then-dequantize, as a reference; lesson 15."""
+    import numpy as np
+    from gguf import GGMLQuantizationType, quants
+
+    data = x.detach().float().numpy().astype(np.float32)
+    packed = quants.quantize(data, GGMLQuantizationType.MXFP4)
+    return torch.from_numpy(quants.dequantize(packed, GGMLQuantizationType.MXFP4).reshape(data.shape))

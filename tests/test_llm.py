@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import llm
+from helpers import llm, llm_model, llm_quant
 
 
 def test_pydoc_split_is_deterministic_and_disjoint():
@@ -35,6 +35,38 @@ class Uniform(torch.nn.Module):
 class Tokenizer:
     def __call__(self, text, return_tensors="pt"):
         return type("Enc", (), {"input_ids": torch.tensor([[ord(c) % 50 for c in text]])})()
+
+
+def test_pydoc_splits_have_three_disjoint_roles():
+    from pydoc_data.topics import topics
+
+    splits = llm.pydoc_splits()
+    roles = {}
+    for entry in topics.values():
+        found = [role for role in ("calib", "val", "test") if entry in getattr(splits, role)]
+        assert len(found) == 1, f"an entry is in {found}"
+        roles[found[0]] = roles.get(found[0], 0) + 1
+    assert roles["test"] == len(topics) // 4 and roles["val"] >= 10 and roles["calib"] > roles["test"]
+    assert splits.test == llm.pydoc_text_split()[1]
+    with pytest.raises(ValueError, match=">= 2"):
+        llm.pydoc_splits(test_every=1)
+
+
+def test_token_windows_refuse_short_text():
+    with pytest.raises(ValueError, match="fewer than"):
+        llm.token_windows(Tokenizer(), "abc", 2, 10)
+
+
+def test_paired_verdict_and_gap_closed():
+    tokens = np.full(8, 100)
+    a = llm.Perplexity(np.full(8, 250.0), tokens)
+    b = llm.Perplexity(a.nll + np.linspace(10, 20, 8), tokens)
+    assert "fp32 is better" in llm.paired_verdict(a, b, "fp32", "int4")
+    assert "int4 is better" in llm.paired_verdict(b, a, "fp32", "int4")
+    assert "not distinguishable" in llm.paired_verdict(a, a, "x", "y")
+    assert llm.gap_closed(10.0, 20.0, 15.0) == 0.5
+    with pytest.raises(ValueError, match="no gap"):
+        llm.gap_closed(10.0, 9.0, 9.5)
 
 
 def test_perplexity_windows_and_uniform_model():
@@ -67,5 +99,9 @@ def test_missing_distribution_names_the_package(monkeypatch):
 def test_smollm2_loads_and_has_sane_perplexity():
     model, tokenizer, _ = llm.load_smollm2(verbose=False)
     _, held = llm.pydoc_text_split()
-    assert len(llm.decoder_linears(model)) == 30 * 7
+    assert len(llm_model.linears_of(llm_model.input_groups(model))) == 30 * 7
     assert llm.perplexity(model, tokenizer, held, max_tokens=1024).ppl < 100
+    # every decoder weight sits on a Q4_1 grid (the file's own): lesson 15's caveat
+    mods = llm_model.modules(model)
+    w = mods["model.layers.7.mlp.down_proj"].weight.detach()
+    assert torch.allclose(llm_quant.rtn_min_scale(w, 32), w, atol=1e-6, rtol=0)
