@@ -30,6 +30,24 @@ def torch_size_bytes(model) -> int:
     return buffer.getbuffer().nbytes
 
 
+def packed_weight_bytes(model, bits: int) -> int:
+    """Bytes of a state_dict whose weight matrices and kernels take ``bits`` bits each; lesson 00.
+
+    Floating-point tensors with two or more dimensions (Linear weights, conv kernels) are packed
+    at ``bits`` bits per value, each tensor rounded up to whole bytes; every other tensor
+    (biases, batch-norm scales and statistics, counters) keeps the size of its own dtype.
+    """
+    if not isinstance(bits, int) or not 1 <= bits <= 32:
+        raise ValueError(f"bits must be an integer from 1 to 32, got {bits!r}")
+    total = 0
+    for tensor in model.state_dict().values():
+        if tensor.is_floating_point() and tensor.dim() >= 2:
+            total += (tensor.numel() * bits + 7) // 8
+        else:
+            total += tensor.numel() * tensor.element_size()
+    return total
+
+
 def tflite_size_bytes(model: bytes | str | os.PathLike) -> int:
     """Bytes of a TFLite flatbuffer, given the bytes or a path to the ``.tflite`` file."""
     if isinstance(model, (bytes, bytearray)):
@@ -131,18 +149,24 @@ def points_below(baseline_accuracy: float, accuracy: float) -> float:
     return round((baseline_accuracy - accuracy) * 100, 6)
 
 
-def torch_accuracy(model, split: data.Split, batch_size: int = 256) -> float:
-    """Top-1 accuracy (0..1) of a PyTorch model on a split, in eval mode; lesson 00."""
+def torch_predictions(model, split: data.Split, batch_size: int = 256) -> np.ndarray:
+    """Predicted class of every image of a split (eval mode, no gradients); lesson 00.
+
+    What :func:`helpers.stats.compare_predictions` pairs with another model's predictions.
+    """
     import torch
 
-    x, y = data.torch_tensors(split)
+    x, _ = data.torch_tensors(split)
     model.eval()
-    correct = 0
     with torch.inference_mode():
-        for start in range(0, len(y), batch_size):
-            logits = model(x[start : start + batch_size])
-            correct += int((logits.argmax(dim=1) == y[start : start + batch_size]).sum())
-    return correct / len(y)
+        chunks = [model(x[start : start + batch_size]).argmax(dim=1)
+                  for start in range(0, len(x), batch_size)]
+    return torch.cat(chunks).numpy()
+
+
+def torch_accuracy(model, split: data.Split, batch_size: int = 256) -> float:
+    """Top-1 accuracy (0..1) of a PyTorch model on a split, in eval mode; lesson 00."""
+    return float(np.mean(torch_predictions(model, split, batch_size) == split.y))
 
 
 def keras_accuracy(model, split: data.Split, batch_size: int = 256) -> float:

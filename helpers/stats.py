@@ -6,10 +6,15 @@ which they *disagree* carry information about which is better. Everything here u
 
 * :func:`paired_bootstrap_ci` resamples images (the same resample for both models) and gives a
   95 % interval for the accuracy change in points;
-* :func:`mcnemar_exact_p` is the exact McNemar test on the discordant pairs;
-* :func:`compare_predictions` bundles both with the agreement (how many answers changed) into
+* :func:`mcnemar_exact_p` is the exact McNemar test on the discordant pairs, and
+  :func:`discordant_exact_ci` the exact (Clopper-Pearson) interval that goes with it;
+* :func:`compare_predictions` bundles them with the agreement (how many answers changed) into
   a :class:`PairedComparison` whose :meth:`~PairedComparison.verdict` is the sentence a lesson
-  prints: "not distinguishable on 10,000 images" whenever the interval contains 0;
+  prints: "not distinguishable on 10,000 images" whenever the interval contains 0. Its interval
+  spans both the bootstrap and the exact interval: with only a handful of changed answers
+  the bootstrap alone is too narrow (it cannot resample a disagreement that did not happen;
+  7 answers lost and 1 gained gives a bootstrap interval excluding 0 while McNemar's p is
+  0.07), so the verdict never claims more than the exact test supports;
 * :func:`logit_kl` and :func:`logit_sqnr_db` compare logits.
 
 The bootstrap's seed is fixed, so a rerun prints the same interval.
@@ -91,6 +96,28 @@ def paired_bootstrap_ci(correct_baseline: np.ndarray, correct_candidate: np.ndar
     return float(low), float(high)
 
 
+def discordant_exact_ci(gained: int, lost: int, images: int, level: float = 0.95
+                        ) -> tuple[float, float]:
+    """Exact interval of the accuracy change (points) from the discordant counts; lesson 00.
+
+    Given the ``gained + lost`` images on which the two models disagree, ``lost`` is binomial;
+    the Clopper-Pearson interval of its share, mapped to ``(gained - lost) / images``, excludes
+    0 exactly when :func:`mcnemar_exact_p` is below ``1 - level``.
+    """
+    from scipy.stats import beta
+
+    if min(gained, lost) < 0 or images < gained + lost or images < 1:
+        raise ValueError(f"need 0 <= gained + lost <= images, got {gained}, {lost}, {images}")
+    discordant = gained + lost
+    if discordant == 0:
+        return 0.0, 0.0
+    alpha = 1 - level
+    lost_low = beta.ppf(alpha / 2, lost, gained + 1) if lost > 0 else 0.0
+    lost_high = beta.ppf(1 - alpha / 2, lost + 1, gained) if gained > 0 else 1.0
+    share = discordant / images * 100
+    return float(share * (1 - 2 * lost_high)), float(share * (1 - 2 * lost_low))
+
+
 def mcnemar_exact_p(gained: int, lost: int) -> float:
     """Two-sided exact McNemar p-value from the two discordant counts; lesson 03."""
     if gained < 0 or lost < 0:
@@ -106,18 +133,21 @@ def mcnemar_exact_p(gained: int, lost: int) -> float:
 def compare_predictions(labels, baseline_pred, candidate_pred,
                         resamples: int = BOOTSTRAP_RESAMPLES,
                         seed: int = BOOTSTRAP_SEED) -> PairedComparison:
-    """Accuracy change, paired 95 % interval, agreement and McNemar p; lesson 03."""
+    """Accuracy change with its 95 % interval (the hull of the paired bootstrap and the exact
+    interval), agreement and McNemar p; lesson 00."""
     y, p0, p1 = _labels(labels, baseline_pred, candidate_pred)
     right0, right1 = p0 == y, p1 == y
     gained = int(np.sum(~right0 & right1))
     lost = int(np.sum(right0 & ~right1))
     acc0, acc1 = float(right0.mean()), float(right1.mean())
+    boot_low, boot_high = paired_bootstrap_ci(right0, right1, resamples=resamples, seed=seed)
+    exact_low, exact_high = discordant_exact_ci(gained, lost, int(y.size))
     return PairedComparison(
         images=int(y.size),
         baseline_accuracy=acc0,
         accuracy=acc1,
         delta_points=(acc1 - acc0) * 100,
-        delta_ci95=paired_bootstrap_ci(right0, right1, resamples=resamples, seed=seed),
+        delta_ci95=(min(boot_low, exact_low), max(boot_high, exact_high)),
         agreement=float(np.mean(p0 == p1)),
         changed=int(np.sum(p0 != p1)),
         gained=gained,

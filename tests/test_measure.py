@@ -77,3 +77,30 @@ def test_points_below_compares_the_way_it_reads():
     assert (0.977 - 0.967) * 100 > 1  # the floating-point trap
     assert measure.points_below(0.977, 0.967) == 1.0
     assert measure.points_below(0.97, 0.98) == -1.0
+
+
+def test_torch_predictions_are_one_class_per_image_across_batches():
+    split = data.Split(np.zeros((25, 28, 28), np.float32), np.arange(25) % 10)
+
+    class Counter(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.seen = 0
+
+        def forward(self, x):
+            out = nn.functional.one_hot((torch.arange(len(x)) + self.seen) % 10, 10).float()
+            self.seen += len(x)
+            return out
+
+    predictions = measure.torch_predictions(Counter(), split, batch_size=7)
+    assert predictions.shape == (25,) and np.array_equal(predictions, np.arange(25) % 10)
+
+
+def test_packed_weight_bytes_shrinks_only_weight_tensors_and_rounds_each_up():
+    model = nn.Sequential(nn.Linear(3, 1), nn.Linear(1, 3), nn.BatchNorm1d(3))
+    # weights 3 + 3 values; biases 1 + 3 and BN weight, bias, mean, var (4 x 3) in fp32; int64 counter
+    floats, counter = (1 + 3 + 4 * 3) * 4, 8
+    assert measure.packed_weight_bytes(model, 32) == 6 * 4 + floats + counter
+    assert measure.packed_weight_bytes(model, 4) == 2 + 2 + floats + counter
+    with pytest.raises(ValueError, match="bits must be"):
+        measure.packed_weight_bytes(model, 0)

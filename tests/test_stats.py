@@ -97,3 +97,24 @@ def test_logit_kl_and_sqnr():
     assert stats.logit_sqnr_db(ref, ref * 1.1) == pytest.approx(10 * math.log10(1 / 0.01))
     with pytest.raises(ValueError, match="shape"):
         stats.logit_kl(ref, ref[:1])
+
+
+def test_exact_interval_excludes_zero_exactly_when_mcnemar_rejects():
+    for gained in range(0, 25):
+        for lost in range(0, 25):
+            low, high = stats.discordant_exact_ci(gained, lost, 10_000)
+            excludes_zero = low > 0 or high < 0
+            assert excludes_zero == (stats.mcnemar_exact_p(gained, lost) < 0.05), (gained, lost)
+    with pytest.raises(ValueError, match="gained \\+ lost"):
+        stats.discordant_exact_ci(5, 6, 10)
+
+
+def test_a_handful_of_changed_answers_is_not_called_a_difference():
+    # 7 lost, 1 gained: the bootstrap alone excludes 0, the exact test does not (p = 0.070).
+    y, base, cand = _pair(10_000, gained=1, lost=7)
+    bootstrap = stats.paired_bootstrap_ci(base == y, cand == y)
+    assert bootstrap[1] < 0
+    result = stats.compare_predictions(y, base, cand)
+    assert result.mcnemar_p == pytest.approx(9 / 128)
+    assert result.delta_ci95[0] <= bootstrap[0] and result.delta_ci95[1] > 0
+    assert not result.distinguishable and "not distinguishable" in result.verdict()
