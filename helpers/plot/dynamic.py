@@ -84,3 +84,32 @@ def cosine_histograms(cosines: Mapping[str, Sequence[float]],
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def method_latencies(panels: Mapping[str, Mapping[str, object]],
+                     title: str = "latency by method, 1 thread (log scale)"):
+    """One panel per model: median latency of each method (helpers.measure.Timing) with its
+    interquartile range, on a log axis so a 30x gap and a 10 % gap both show; lesson 05."""
+    if not panels or not all(panels.values()):
+        raise ValueError("method_latencies() needs at least one {model: {method: Timing}}")
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 0.9 + 0.42 * max(
+        len(rows) for rows in panels.values())), squeeze=False)
+    for ax, (model, rows) in zip(axes[0], panels.items(), strict=True):
+        names = list(rows)
+        medians = np.array([rows[n].median_ms for n in names])
+        low = np.array([rows[n].median_ms - rows[n].spread_ms / 2 for n in names])
+        high = np.array([rows[n].median_ms + rows[n].spread_ms / 2 for n in names])
+        colors = [COLORS["before"] if n.startswith("fp32") else COLORS["after"] for n in names]
+        ax.barh(names, medians, color=colors, alpha=0.85,
+                xerr=[medians - np.maximum(low, medians * 0.01), high - medians], capsize=3)
+        for y, value in enumerate(medians):
+            ax.text(value, y, f" {value:.3g}", va="center", fontsize=8)
+        ax.set_xscale("log")
+        ax.set_xlim(medians.min() / 2, medians.max() * 4)
+        ax.invert_yaxis()
+        ax.set_xlabel("ms per call (median ± IQR/2)")
+        ax.set_title(model, fontsize=10)
+        ax.grid(axis="x", alpha=0.3, which="both")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
