@@ -173,3 +173,13 @@ def test_plot_helpers_make_figures() -> None:
     assert all(f.axes for f in figures)
     with pytest.raises(ValueError, match="at least one model"):
         tflite_plot.bytes_by_dtype({})
+
+
+def test_layer_errors_figure_marks_rounding() -> None:
+    from helpers.plot import tflite as tflite_plot
+
+    rows = [{"op": "CONV_2D", "rmse/scale": 0.3}, {"op": "FULLY_CONNECTED", "rmse/scale": 0.5}]
+    fig = tflite_plot.layer_errors(rows, rounding_only=0.2887)
+    assert fig.axes[0].get_legend() is not None and len(fig.axes[0].patches) == 2
+    with pytest.raises(ValueError, match="at least one layer"):
+        tflite_plot.layer_errors([], rounding_only=0.2887)

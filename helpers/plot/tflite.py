@@ -129,3 +129,26 @@ def activation_ranges(values: np.ndarray, scales: Mapping[str, float], title: st
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def layer_errors(rows: Sequence[dict], rounding_only: float, title: str = ""):
+    """Bars of each layer's rmse/scale from the quantization debugger, with rounding marked.
+
+    ``rows`` come from :func:`helpers.litert_debug.layer_statistics`; ``rounding_only`` is the
+    rmse/scale that rounding alone gives (1/sqrt(12)). Lesson 10.
+    """
+    if not rows:
+        raise ValueError("layer_errors() needs at least one layer")
+    labels = [f"{i}: {row['op'].lower()}" for i, row in enumerate(rows)]
+    values = [row["rmse/scale"] for row in rows]
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    ax.bar(np.arange(len(rows)), values, color=DTYPE_COLORS["int8"])
+    ax.axhline(rounding_only, color="black", linestyle="--",
+               label=f"rounding alone: 1/sqrt(12) = {rounding_only:.3f}")
+    ax.set_xticks(np.arange(len(rows)), labels, rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel("layer RMSE / quantization step")
+    ax.set_title(title or "Error each int8 layer adds (quantization debugger)")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
