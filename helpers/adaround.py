@@ -1,27 +1,31 @@
-"""AdaRound, LSQ and a per-layer sensitivity scan: lesson 14 (advanced PTQ).
+"""AdaRound: learn whether each weight rounds up or down; lesson 14 (advanced PTQ).
 
-Introduced in lesson 14.
+Introduced in lesson 14, after "Up or Down? Adaptive Rounding for Post-Training Quantization"
+(Nagel et al. 2020). Rounding each weight to the nearest grid point minimizes each weight's
+own error, not the layer's output error. AdaRound keeps the grid and learns, per weight, a
+soft choice h in [0, 1] between floor(w / s) and floor(w / s) + 1:
 
-* :func:`adaround`: learn whether each weight rounds up or down (Nagel et al. 2020) by
-  reconstructing the layer's output on calibration inputs; h(V) = clip(sigmoid(V)(zeta -
-  gamma) + gamma, 0, 1) and the regularizer sum(1 - |2h - 1|^beta) push h to 0 or 1 as beta
-  is annealed from 20 to 2.
-* :class:`LsqFakeQuantize`: LSQ (Esser et al. 2019), a fake quantizer with a learnable step
-  size s, gradient scale g = 1 / sqrt(N * Qp), the straight-through estimator for x.
-* :func:`layer_sensitivity`: accuracy with one layer's weights quantized at a time; refuses
-  the test split.
+* :func:`rectified_sigmoid`: h(V) = clip(sigmoid(V) (zeta - gamma) + gamma, 0, 1), stretched
+  past [0, 1] and clipped so that h can reach exactly 0 or 1 with a non-zero gradient nearby;
+* :func:`rounding_regularizer`: sum(1 - |2h - 1|^beta), zero only when every h is 0 or 1;
+  beta is annealed from 20 (gentle) to 2 (forces decisions);
+* :func:`adaround`: one layer, by reconstructing its output on calibration inputs with Adam;
+* :func:`adaround_model`: every layer in order, each reading the inputs the already-rounded
+  layers before it produce, so later layers learn to compensate earlier errors.
 """
 
 from __future__ import annotations
 
-import math
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
-from helpers.data import SelectionOnTestError
+from helpers import quant_sim, range_search
 
 ZETA, GAMMA = 1.1, -0.1
 
@@ -36,13 +40,12 @@ def rounding_regularizer(h: torch.Tensor, beta: float) -> torch.Tensor:
     return (1 - (2 * h - 1).abs().pow(beta)).sum()
 
 
-def symmetric_scale(weight: torch.Tensor, bits: int, per_channel: bool = False) -> torch.Tensor:
-    """Min-max symmetric step size, per tensor or per output channel (broadcastable); lesson 14."""
-    qmax = 2 ** (bits - 1) - 1
-    if per_channel:
-        bound = weight.detach().abs().flatten(1).amax(dim=1)
-        return (bound / qmax).clamp(min=1e-12).reshape((-1,) + (1,) * (weight.dim() - 1))
-    return (weight.detach().abs().max() / qmax).clamp(min=1e-12)
+def symmetric_scale(weight: torch.Tensor, bits: int, per_channel: bool = False,
+                    method: str = "minmax") -> torch.Tensor:
+    """The step size of a symmetric grid, per tensor or per output channel (broadcastable); lesson 14."""
+    axis = 0 if per_channel else None
+    lo, hi = range_search.choose_range(weight.detach(), method, bits, symmetric=True, axis=axis)
+    return (torch.maximum(-lo, hi) / (2 ** (bits - 1) - 1)).clamp(min=1e-12)
 
 
 def _layer_forward(layer: nn.Module, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -54,16 +57,21 @@ def _layer_forward(layer: nn.Module, x: torch.Tensor, weight: torch.Tensor) -> t
     raise TypeError(f"AdaRound handles Linear and Conv2d layers, got {type(layer).__name__}")
 
 
+def reconstruction_loss(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Squared error summed over channels, averaged over images and positions; lesson 14."""
+    return (out - target).pow(2).sum(dim=1).mean()
+
+
 @dataclass
 class AdaRoundResult:
-    """The learned integer weights and how they differ from round-to-nearest."""
+    """The learned integer weights of one layer and how they differ from round-to-nearest."""
 
     weight_int: torch.Tensor
     scale: torch.Tensor
     flipped_fraction: float     # share of weights rounded the other way than nearest
     h: torch.Tensor             # final soft rounding values, 0 or 1 when converged
-    loss_adaround: float        # output MSE with the learned rounding
-    loss_nearest: float         # output MSE with round-to-nearest
+    loss_adaround: float        # reconstruction loss with the learned rounding
+    loss_nearest: float         # reconstruction loss with round-to-nearest
 
     def weight(self) -> torch.Tensor:
         """The dequantized weight, scale * integer weight."""
@@ -71,18 +79,20 @@ class AdaRoundResult:
 
 
 def adaround(layer: nn.Module, inputs: torch.Tensor, bits: int = 4, per_channel: bool = False,
-             iterations: int = 1000, lr: float = 1e-2, reg_weight: float = 0.01,
-             beta: tuple[float, float] = (20.0, 2.0), warmup: float = 0.2,
-             batch_size: int = 256, seed: int = 0) -> AdaRoundResult:
+             target: torch.Tensor | None = None, iterations: int = 1000, lr: float = 1e-2,
+             reg_weight: float = 0.1, beta: tuple[float, float] = (20.0, 2.0),
+             warmup: float = 0.2, batch_size: int = 64, range_method: str = "minmax",
+             seed: int = 0) -> AdaRoundResult:
     """Learn each weight's rounding by layer-wise output reconstruction with Adam; lesson 14.
 
-    The first ``warmup`` share of iterations optimizes the reconstruction alone; then the
+    ``target`` is the output to reconstruct (default: the float layer on ``inputs``). The
+    first ``warmup`` share of iterations optimizes the reconstruction alone; then the
     regularizer joins with beta decaying linearly from ``beta[0]`` to ``beta[1]``. The layer
     is not modified; use ``result.weight()``.
     """
     generator = torch.Generator().manual_seed(seed)
     weight = layer.weight.detach()
-    scale = symmetric_scale(weight, bits, per_channel)
+    scale = symmetric_scale(weight, bits, per_channel, range_method)
     qmin, qmax = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
     w_floor = torch.floor(weight / scale)
     rest = (weight / scale - w_floor).clamp(1e-4, 1 - 1e-4)
@@ -90,14 +100,15 @@ def adaround(layer: nn.Module, inputs: torch.Tensor, bits: int = 4, per_channel:
     v = -torch.log((ZETA - GAMMA) / (rest - GAMMA) - 1)
     v = v.clone().requires_grad_(True)
     optimizer = torch.optim.Adam([v], lr=lr)
-    with torch.no_grad():
-        target = _layer_forward(layer, inputs, weight)
+    if target is None:
+        with torch.no_grad():
+            target = _layer_forward(layer, inputs, weight)
     start = int(warmup * iterations)
     for step in range(iterations):
         index = torch.randint(len(inputs), (min(batch_size, len(inputs)),), generator=generator)
         h = rectified_sigmoid(v)
         w_soft = torch.clamp(w_floor + h, qmin, qmax) * scale
-        loss = F.mse_loss(_layer_forward(layer, inputs[index], w_soft), target[index])
+        loss = reconstruction_loss(_layer_forward(layer, inputs[index], w_soft), target[index])
         if step >= start:
             progress = (step - start) / max(1, iterations - start)
             b = beta[0] + (beta[1] - beta[0]) * progress
@@ -109,93 +120,49 @@ def adaround(layer: nn.Module, inputs: torch.Tensor, bits: int = 4, per_channel:
         h = rectified_sigmoid(v)
         weight_int = torch.clamp(w_floor + (h >= 0.5).float(), qmin, qmax)
         nearest = torch.clamp(torch.round(weight / scale), qmin, qmax)
-        loss_ada = F.mse_loss(_layer_forward(layer, inputs, weight_int * scale), target)
-        loss_rtn = F.mse_loss(_layer_forward(layer, inputs, nearest * scale), target)
+        loss_ada = reconstruction_loss(_layer_forward(layer, inputs, weight_int * scale), target)
+        loss_rtn = reconstruction_loss(_layer_forward(layer, inputs, nearest * scale), target)
     return AdaRoundResult(weight_int, scale, float((weight_int != nearest).float().mean()),
                           h.detach(), float(loss_ada), float(loss_rtn))
 
 
-def lsq_grad_scale(numel: int, qp: int) -> float:
-    """LSQ's gradient scale g = 1 / sqrt(N * Qp); lesson 14."""
-    return 1.0 / math.sqrt(numel * qp)
+@dataclass
+class ModelAdaRound:
+    """AdaRound of a whole model: the weights to pass to quant_sim.quantize, and per-layer results."""
+
+    weights: dict[str, torch.Tensor]
+    layers: dict[str, AdaRoundResult]
+    seconds: float
+
+    @property
+    def flipped_fraction(self) -> float:
+        """Share of all rounded weights that differ from round-to-nearest."""
+        flipped = sum(r.flipped_fraction * r.weight_int.numel() for r in self.layers.values())
+        return flipped / sum(r.weight_int.numel() for r in self.layers.values())
 
 
-class _LsqFunction(torch.autograd.Function):
-    """LSQ with the paper's gradients written out (eq. 3 and the STE)."""
+def adaround_model(folded: nn.Module, calib_x: torch.Tensor, config: quant_sim.QuantConfig,
+                   iterations: int = 1000, layers: Mapping[str, int] | None = None,
+                   progress: bool = True, **kwargs) -> ModelAdaRound:
+    """AdaRound every conv / linear layer of a folded model, in execution order; lesson 14.
 
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, s: torch.Tensor, qn: int, qp: int, g: float) -> torch.Tensor:
-        v = x / s
-        ctx.save_for_backward(v)
-        ctx.qn, ctx.qp, ctx.g = qn, qp, g
-        return torch.clamp(torch.round(v), -qn, qp) * s
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        (v,) = ctx.saved_tensors
-        low, high = v <= -ctx.qn, v >= ctx.qp
-        inside = ~(low | high)
-        grad_x = grad * inside
-        ds = torch.where(low, -float(ctx.qn), torch.where(high, float(ctx.qp), torch.round(v) - v))
-        grad_s = (grad * ds).sum().reshape(1) * ctx.g
-        return grad_x, grad_s, None, None, None
-
-
-def lsq_ste(x: torch.Tensor, s: torch.Tensor, qn: int, qp: int, g: float) -> torch.Tensor:
-    """The same quantizer as autograd sees it: gradient-scaled s and round with an STE; lesson 14."""
-    s_scaled = (s - s * g).detach() + s * g
-    v = torch.clamp(x / s_scaled, -qn, qp)
-    return ((torch.round(v) - v).detach() + v) * s_scaled
-
-
-class LsqFakeQuantize(nn.Module):
-    """A fake quantizer with a learnable step size, as in LSQ (Esser et al. 2019); lesson 14.
-
-    ``signed`` weights use [-2^(b-1), 2^(b-1) - 1]; unsigned activations [0, 2^b - 1]. The step
-    starts at 2 mean|x| / sqrt(Qp) on the first batch seen.
+    Layer k reads the output of the already-rounded layers before it (with activations
+    quantized as ``config`` says) and reconstructs the float model's layer-k output on the
+    same calibration images. ``layers`` limits it to some layers (name -> bits); the others
+    keep round-to-nearest at ``config``'s bits. Extra keyword arguments go to :func:`adaround`.
     """
-
-    def __init__(self, bits: int = 8, signed: bool = True) -> None:
-        super().__init__()
-        self.qn = 2 ** (bits - 1) if signed else 0
-        self.qp = 2 ** (bits - 1) - 1 if signed else 2**bits - 1
-        self.step = nn.Parameter(torch.ones(1))
-        self.register_buffer("initialized", torch.tensor(False))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not bool(self.initialized):
-            with torch.no_grad():
-                self.step.copy_(2 * x.abs().mean() / math.sqrt(self.qp))
-                self.initialized.fill_(True)
-        return _LsqFunction.apply(x, self.step, self.qn, self.qp,
-                                  lsq_grad_scale(x.numel(), self.qp))
-
-
-@torch.no_grad()
-def layer_sensitivity(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor,
-                      split_name: str, bits: int = 4) -> dict[str, float]:
-    """Accuracy drop with each Linear/Conv2d's weights alone quantized (per tensor); lesson 14.
-
-    A sensitivity scan chooses which layers to keep in higher precision, so it runs on the
-    validation split: ``split_name="test"`` is refused.
-    """
-    if split_name == "test":
-        raise SelectionOnTestError(
-            "layer_sensitivity chooses layers, and choices are made on the validation split: "
-            "use val (mnist.val), not test")
-    model.eval()
-
-    def accuracy() -> float:
-        return float((model(inputs).argmax(dim=1) == labels).float().mean())
-
-    baseline = accuracy()
-    drops = {}
-    for name, module in model.named_modules():
-        if isinstance(module, nn.Linear | nn.Conv2d):
-            original = module.weight.detach().clone()
-            scale = symmetric_scale(original, bits)
-            qmax = 2 ** (bits - 1) - 1
-            module.weight.copy_(torch.clamp(torch.round(original / scale), -qmax - 1, qmax) * scale)
-            drops[name] = baseline - accuracy()
-            module.weight.copy_(original)
-    return drops
+    start = time.perf_counter()
+    float_layers = quant_sim.weight_layers(folded)
+    chosen = dict(layers) if layers is not None else {n: config.bits_of(n) for n in float_layers}
+    targets = quant_sim.layer_outputs(folded, calib_x)
+    inputs = quant_sim.layer_inputs(folded, calib_x)
+    weights: dict[str, torch.Tensor] = {}
+    results: dict[str, AdaRoundResult] = {}
+    for name in tqdm(list(chosen), desc="AdaRound", leave=False, disable=not progress):
+        quantized = quant_sim.quantize(folded, calib_x, config, weights=weights, inputs=inputs)
+        seen = quant_sim.layer_inputs(quantized, calib_x)[name]
+        result = adaround(float_layers[name], seen, bits=chosen[name],
+                          per_channel=config.per_channel, target=targets[name],
+                          iterations=iterations, range_method=config.weight_range, **kwargs)
+        weights[name], results[name] = result.weight(), result
+    return ModelAdaRound(weights, results, time.perf_counter() - start)

@@ -1,66 +1,69 @@
-"""Cross-layer equalization, bias correction and clipping-range search: lesson 14 (advanced PTQ).
+"""Cross-layer equalization and empirical bias correction: lesson 14 (advanced PTQ).
 
-Introduced in lesson 14. Three data-free or calibration-only fixes applied before rounding:
+Introduced in lesson 14. Two fixes from "Data-Free Quantization Through Weight Equalization
+and Bias Correction" (Nagel et al. 2019), applied before or after rounding:
 
-* :func:`equalize_pair` / :func:`equalize_chain`: cross-layer equalization (Nagel et al. 2019,
-  "Data-Free Quantization"). For output channel i of layer 1 with weight range r1_i and input
-  column i of layer 2 with range r2_i, s_i = sqrt(r1_i * r2_i) / r2_i, then W1 <- W1 / s,
-  b1 <- b1 / s, W2 <- W2 * s. Both ranges become sqrt(r1_i * r2_i). Exact when the activation
-  between them is positively homogeneous (ReLU: relu(y / s) * s = relu(y) for s > 0).
-* :func:`relu6_report`: ReLU6 is not homogeneous (its clip at 6 moves to 6 / s); the report says
-  how many calibration activations would change, and whether ReLU6 may safely become ReLU.
-* :func:`empirical_bias_correction`: subtract E[W_q x - W x] per output channel.
-* :func:`search_clip`: MSE-optimal clipping by grid search, against :func:`minmax_range` and
-  :func:`percentile_range`.
+* :func:`equalization_scales`, :func:`equalize_pair`, :func:`equalize`: cross-layer
+  equalization (CLE). For output channel i of layer 1 with weight range r1_i and input channel
+  i of layer 2 with range r2_i, s_i = sqrt(r1_i / r2_i); then W1 <- W1 / s, b1 <- b1 / s,
+  W2 <- W2 * s, and both ranges become sqrt(r1_i * r2_i). Exact when the activation between
+  the layers is positively homogeneous (ReLU, max-pool, average pool: f(y / s) * s = f(y)).
+* :func:`relu6_report`: ReLU6 is not homogeneous (its clip at 6 would have to move to 6 / s_i,
+  one value per channel); the report counts the calibration activations that would change.
+* :func:`bias_correction`, :func:`correct_biases`: subtract the expected output error of each
+  quantized layer, measured per output channel on calibration data.
 """
 
 from __future__ import annotations
 
-import math
+import copy
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from helpers import models, quant_sim
+
 Layer = nn.Linear | nn.Conv2d
 
 
-def _out_ranges(layer: Layer) -> torch.Tensor:
-    """Max |w| per output channel (row of a linear layer, filter of a conv)."""
+def out_ranges(layer: Layer) -> torch.Tensor:
+    """Max |w| per output channel (row of a linear layer, filter of a conv); lesson 14."""
     return layer.weight.detach().abs().flatten(1).amax(dim=1)
 
 
-def _in_ranges(layer: Layer) -> torch.Tensor:
-    """Max |w| per input channel; convs with groups=1 or depthwise (groups=channels) only."""
+def in_ranges(layer: Layer) -> torch.Tensor:
+    """Max |w| per input channel; convs with groups=1 or depthwise (groups=channels); lesson 14."""
     w = layer.weight.detach().abs()
     if isinstance(layer, nn.Conv2d) and layer.groups > 1:
         if layer.groups != layer.in_channels or w.shape[1] != 1:
             raise ValueError("layer 2 must be a regular or a depthwise conv (groups=in_channels)")
+        # A depthwise filter reads one channel: its input range is its output range.
         return w.reshape(layer.in_channels, -1).amax(dim=1)
     return w.transpose(0, 1).flatten(1).amax(dim=1)
 
 
 def equalization_scales(layer1: Layer, layer2: Layer) -> torch.Tensor:
-    """s_i = sqrt(r1_i * r2_i) / r2_i for each channel between two layers; lesson 14."""
-    r1, r2 = _out_ranges(layer1), _in_ranges(layer2)
+    """s_i = sqrt(r1_i / r2_i) for each channel between two layers; lesson 14."""
+    r1, r2 = out_ranges(layer1), in_ranges(layer2)
     if r1.shape != r2.shape:
         raise ValueError(f"layer 1 has {r1.numel()} outputs but layer 2 reads {r2.numel()} channels")
-    scales = torch.sqrt(r1 * r2) / r2
     # A dead channel (a zero range on either side) is left alone.
-    return torch.where((r1 > 0) & (r2 > 0), scales, torch.ones_like(scales))
+    alive = (r1 > 0) & (r2 > 0)
+    return torch.where(alive, torch.sqrt(r1 / torch.where(alive, r2, 1.0)), torch.ones_like(r1))
 
 
 @torch.no_grad()
 def apply_scales(layer1: Layer, layer2: Layer, scales: torch.Tensor) -> None:
     """W1 <- W1 / s, b1 <- b1 / s, W2 <- W2 * s (per channel, in place); lesson 14."""
-    shape1 = (-1,) + (1,) * (layer1.weight.dim() - 1)
-    layer1.weight.div_(scales.reshape(shape1))
+    layer1.weight.div_(scales.reshape((-1,) + (1,) * (layer1.weight.dim() - 1)))
     if layer1.bias is not None:
         layer1.bias.div_(scales)
     w2 = layer2.weight
     if isinstance(layer2, nn.Conv2d) and layer2.groups > 1:
-        w2.mul_(scales.reshape(-1, 1, 1, 1).repeat_interleave(w2.shape[0] // scales.numel(), 0))
+        # Depthwise: filter i reads channel i, so its (only) input axis is axis 0.
+        w2.mul_(scales.reshape(-1, 1, 1, 1))
     else:
         w2.mul_(scales.reshape((1, -1) + (1,) * (w2.dim() - 2)))
 
@@ -72,14 +75,14 @@ def equalize_pair(layer1: Layer, layer2: Layer) -> torch.Tensor:
     return scales
 
 
-def equalize_chain(layers: list[Layer], iterations: int = 20, tol: float = 1e-6) -> list[torch.Tensor]:
+def equalize_chain(layers: list[Layer], iterations: int = 50, tol: float = 1e-6) -> list[torch.Tensor]:
     """Equalize consecutive pairs of a chain, sweeping until the scales settle; lesson 14.
 
-    Returns the accumulated scale of each pair (what relu6_report needs).
+    Returns the accumulated scale of each pair (what :func:`relu6_report` needs).
     """
     if len(layers) < 2:
         raise ValueError("a chain needs at least two layers")
-    total = [torch.ones_like(_out_ranges(layer)) for layer in layers[:-1]]
+    total = [torch.ones_like(out_ranges(layer)) for layer in layers[:-1]]
     for _ in range(iterations):
         change = 0.0
         for k, (first, second) in enumerate(zip(layers[:-1], layers[1:], strict=True)):
@@ -91,6 +94,50 @@ def equalize_chain(layers: list[Layer], iterations: int = 20, tol: float = 1e-6)
     return total
 
 
+def chains(model: nn.Module) -> list[list[str]]:
+    """Names of the layer chains CLE may rescale in a course model; lesson 14.
+
+    Only a channel that feeds one layer alone can be rescaled: SmallCNN's block1 output also
+    feeds the residual add, so its chains stop there.
+    """
+    if isinstance(model, models.DepthwiseSeparableNet):
+        names = ["stem.0"] + [f"features.{i}.0" for i in range(len(model.features))]
+        return [names + ["fc"]]  # average pooling before fc is linear per channel
+    if isinstance(model, models.SmallCNN):
+        return [["stem.0", "block1.0"], ["res_a.0", "res_b.0"]]
+    raise TypeError(f"no CLE chains known for {type(model).__name__}; pass the layer names")
+
+
+def relu6_to_relu(model: nn.Module) -> nn.Module:
+    """A copy with every ReLU6 replaced by ReLU, so CLE is exact; lesson 14."""
+    copied = copy.deepcopy(model)
+    for name, module in list(copied.named_modules()):
+        if isinstance(module, nn.ReLU6):
+            quant_sim._replace(copied, name, nn.ReLU())
+    return copied
+
+
+def equalize(folded: nn.Module, layer_chains: list[list[str]] | None = None
+             ) -> tuple[nn.Module, dict[str, torch.Tensor]]:
+    """An equalized copy of a folded model and each rescaled layer's scales; lesson 14.
+
+    Refuses a model with ReLU6 (see :func:`relu6_report`; use :func:`relu6_to_relu` first).
+    """
+    if any(isinstance(m, nn.ReLU6) for m in folded.modules()):
+        raise ValueError("the model uses ReLU6, which CLE does not preserve: equalize "
+                         "relu6_to_relu(model), after checking relu6_report")
+    if any(isinstance(m, nn.BatchNorm2d) for m in folded.modules()):
+        raise ValueError("fold batch norm first (quant_sim.fold_batch_norm): CLE rescales the "
+                         "weights the integer model will use")
+    equalized = copy.deepcopy(folded)
+    scales = {}
+    for chain in layer_chains or chains(folded):
+        layers = [equalized.get_submodule(name) for name in chain]
+        for name, total in zip(chain[:-1], equalize_chain(layers), strict=True):
+            scales[name] = total
+    return equalized, scales
+
+
 @dataclass(frozen=True)
 class Relu6Report:
     """What ReLU6 does after equalization, measured on calibration pre-activations."""
@@ -98,108 +145,58 @@ class Relu6Report:
     changed_if_kept: float      # fraction of outputs that differ when ReLU6 stays
     changed_if_relu: float      # fraction that differ when ReLU6 becomes ReLU
     max_preactivation: float    # largest original pre-activation seen
-    safe_to_replace: bool       # True when no equalized pre-activation exceeds 6 / s
+
+    @property
+    def safe_to_replace(self) -> bool:
+        """True when no calibration pre-activation reached 6 (ReLU and ReLU6 agree)."""
+        return self.changed_if_relu == 0
 
     def __str__(self) -> str:
-        verdict = "replace ReLU6 by ReLU" if self.safe_to_replace else "equalization is not exact"
-        return (f"ReLU6 after CLE: {self.changed_if_kept:.2%} of outputs change if kept, "
-                f"{self.changed_if_relu:.2%} if replaced by ReLU (max pre-activation "
-                f"{self.max_preactivation:.2f}): {verdict}")
+        return (f"{self.changed_if_kept:.2%} of outputs change if ReLU6 is kept after CLE, "
+                f"{self.changed_if_relu:.3%} if it becomes ReLU (largest pre-activation "
+                f"{self.max_preactivation:.2f})")
 
 
 def relu6_report(pre_activations: torch.Tensor, scales: torch.Tensor) -> Relu6Report:
     """How ReLU6 breaks equalization, from original pre-activations (N, C, ...); lesson 14.
 
-    The equalized layer outputs y / s; relu6(y / s) * s clips at 6 s instead of 6, and
-    relu(y / s) * s equals relu6(y) only where y <= 6, i.e. y / s <= 6 / s.
+    The equalized layer outputs y / s; relu6(y / s) * s clips at 6 s instead of 6, while
+    relu(y / s) * s = relu(y) differs from relu6(y) only where y > 6.
     """
     y = pre_activations.detach()
     s = scales.reshape((1, -1) + (1,) * (y.dim() - 2))
     original = F.relu6(y)
     kept = F.relu6(y / s) * s
     replaced = F.relu(y / s) * s
-    changed_kept = float((~torch.isclose(kept, original, atol=1e-6)).float().mean())
-    changed_relu = float((~torch.isclose(replaced, original, atol=1e-6)).float().mean())
-    return Relu6Report(changed_kept, changed_relu, float(y.max()), bool((y / s <= 6 / s).all()))
+    changed_kept = float((~torch.isclose(kept, original, atol=1e-5)).float().mean())
+    changed_relu = float((~torch.isclose(replaced, original, atol=1e-5)).float().mean())
+    return Relu6Report(changed_kept, changed_relu, float(y.max()))
+
+
+def bias_correction(float_out: torch.Tensor, quant_out: torch.Tensor) -> torch.Tensor:
+    """E[quantized output - float output] per channel (axis 1), over batch and positions; lesson 14."""
+    if float_out.shape != quant_out.shape:
+        raise ValueError(f"outputs differ in shape: {tuple(float_out.shape)} vs {tuple(quant_out.shape)}")
+    error = (quant_out - float_out).detach()
+    return error.transpose(0, 1).flatten(1).mean(dim=1)
 
 
 @torch.no_grad()
-def empirical_bias_correction(layer: Layer, weight_q: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
-    """Set the layer's weight to weight_q and subtract E[W_q x - W x] from its bias; lesson 14.
+def correct_biases(float_model: nn.Module, quantized: nn.Module, calib_x: torch.Tensor
+                   ) -> dict[str, torch.Tensor]:
+    """Empirical bias correction of a :func:`quant_sim.quantize` model, in place; lesson 14.
 
-    The expected error is measured per output channel on calibration ``inputs``, averaged over
-    the batch (and over positions for convs). Returns the correction that was subtracted.
+    Layer by layer in execution order, the quantized layer's output (with every earlier layer
+    already corrected) is compared with the float layer's on the same calibration images, and
+    the mean error per output channel is subtracted from the bias. Returns the corrections.
     """
-    reference = layer(inputs)
-    layer.weight.copy_(weight_q)
-    error = layer(inputs) - reference
-    correction = error.transpose(0, 1).flatten(1).mean(dim=1)
-    if layer.bias is None:
-        layer.bias = nn.Parameter(torch.zeros_like(correction))
-    layer.bias.sub_(correction)
-    return correction
-
-
-def fake_quant(x: torch.Tensor, lo: torch.Tensor | float, hi: torch.Tensor | float, bits: int,
-               symmetric: bool = True) -> torch.Tensor:
-    """Quantize-dequantize x on the range [lo, hi] (tensors broadcast per channel); lesson 14."""
-    lo, hi = torch.as_tensor(lo, dtype=x.dtype), torch.as_tensor(hi, dtype=x.dtype)
-    if symmetric:
-        qmax = 2 ** (bits - 1) - 1
-        scale = torch.clamp(torch.maximum(-lo, hi) / qmax, min=1e-12)
-        return torch.clamp(torch.round(x / scale), -qmax - 1, qmax) * scale
-    qmax = 2**bits - 1
-    lo, hi = torch.clamp(lo, max=0.0), torch.clamp(hi, min=0.0)
-    scale = torch.clamp((hi - lo) / qmax, min=1e-12)
-    zero = torch.round(-lo / scale)
-    return (torch.clamp(torch.round(x / scale) + zero, 0, qmax) - zero) * scale
-
-
-def _per_channel(x: torch.Tensor, axis: int | None) -> tuple[torch.Tensor, tuple[int, ...]]:
-    """x as (channels, values) and the shape that broadcasts a channel vector back."""
-    if axis is None:
-        return x.reshape(1, -1), (1,) * x.dim()
-    shape = [1] * x.dim()
-    shape[axis] = x.shape[axis]
-    return x.transpose(0, axis).flatten(1), tuple(shape)
-
-
-def minmax_range(x: torch.Tensor, axis: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(min, max) per tensor or per channel along ``axis``; lesson 14."""
-    flat, shape = _per_channel(x, axis)
-    return flat.amin(dim=1).reshape(shape), flat.amax(dim=1).reshape(shape)
-
-
-def percentile_range(x: torch.Tensor, percent: float = 99.99,
-                     axis: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(lower, upper) percentiles per tensor or per channel; lesson 14."""
-    flat, shape = _per_channel(x, axis)
-    q = torch.tensor([1 - percent / 100, percent / 100], dtype=flat.dtype)
-    bounds = torch.quantile(flat, q, dim=1)
-    return bounds[0].reshape(shape), bounds[1].reshape(shape)
-
-
-def search_clip(x: torch.Tensor, bits: int, symmetric: bool = True, axis: int | None = None,
-                grid: int = 100, min_ratio: float = 0.05) -> tuple[torch.Tensor, torch.Tensor]:
-    """MSE-optimal (lo, hi): the min-max range shrunk by the best of ``grid`` ratios; lesson 14.
-
-    The search is per tensor (``axis=None``) or per channel along ``axis``; ratio 1.0 (min-max)
-    is in the grid, so the result's MSE is never above min-max's.
-    """
-    lo, hi = minmax_range(x, axis)
-    flat, shape = _per_channel(x, axis)
-    best_err = torch.full((flat.shape[0],), math.inf, dtype=flat.dtype)
-    best_ratio = torch.ones_like(best_err)
-    for ratio in torch.linspace(min_ratio, 1.0, grid):
-        err = (fake_quant(x, lo * ratio, hi * ratio, bits, symmetric) - x).pow(2)
-        err = _per_channel(err, axis)[0].mean(dim=1)
-        better = err < best_err
-        best_err = torch.where(better, err, best_err)
-        best_ratio = torch.where(better, ratio, best_ratio)
-    return lo * best_ratio.reshape(shape), hi * best_ratio.reshape(shape)
-
-
-def quant_mse(x: torch.Tensor, lo: torch.Tensor | float, hi: torch.Tensor | float, bits: int,
-              symmetric: bool = True) -> float:
-    """Mean squared quantization error of x on the range [lo, hi]; lesson 14."""
-    return float((fake_quant(x, lo, hi, bits, symmetric) - x).pow(2).mean())
+    reference = quant_sim.layer_outputs(float_model, calib_x)
+    corrections = {}
+    for name, layer in quant_sim.weight_layers(quantized).items():
+        got = quant_sim.layer_outputs(quantized, calib_x)[name]
+        correction = bias_correction(reference[name], got)
+        if layer.bias is None:
+            layer.bias = nn.Parameter(torch.zeros_like(correction))
+        layer.bias.sub_(correction)
+        corrections[name] = correction
+    return corrections

@@ -1,0 +1,72 @@
+"""Tests for helpers.mixed_precision (lesson 14): sizes, the val-only sensitivity scan, the search."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import data, mixed_precision, models, quant_sim
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _folded():
+    torch.manual_seed(0)
+    return quant_sim.fold_batch_norm(models.build_torch_model("ds_cnn", blocks=1, width=8).eval())
+
+
+def _split(role: str, n: int = 60) -> data.Split:
+    rng = np.random.default_rng(0)
+    return data.Split(rng.random((n, 28, 28), dtype=np.float32), rng.integers(0, 10, n), role)
+
+
+def test_weight_bytes_by_hand() -> None:
+    folded = _folded()
+    layers = quant_sim.weight_layers(folded)
+    # stem 8x1x3x3, dw 8x1x3x3, pw 8x8x1x1, fc 10x8: 72 + 72 + 64 + 80 weights
+    assert [layer.weight.numel() for layer in layers.values()] == [72, 72, 64, 80]
+    biases = 8 + 8 + 8 + 10
+    scales = 8 + 8 + 8 + 10
+    assert mixed_precision.weight_bytes(folded, 8) == 288 + 4 * (scales + biases)
+    bits = {"stem.0": 8, "features.0.0": 4, "features.1.0": 2, "fc": 3}
+    expected = 72 + 36 + 16 + 30 + 4 * (scales + biases)
+    assert mixed_precision.weight_bytes(folded, bits) == expected
+    assert mixed_precision.weight_bytes(folded, 32, per_channel=False) == 4 * 288 + 4 * (4 + biases)
+
+
+def test_sensitivity_and_search_refuse_the_test_split() -> None:
+    folded = _folded()
+    x = torch.randn(16, 1, 28, 28)
+    with pytest.raises(data.SelectionOnTestError, match="validation"):
+        mixed_precision.layer_sensitivity(folded, x, _split("test"))
+    with pytest.raises(data.SelectionOnTestError, match="validation"):
+        mixed_precision.search(folded, x, _split("test"), [])
+
+
+def test_sensitivity_moves_and_search() -> None:
+    folded = _folded()
+    x = torch.randn(32, 1, 28, 28)
+    val = _split("val")
+    table = mixed_precision.layer_sensitivity(folded, x, val, candidate_bits=(4, 2), progress=False)
+    assert set(table) == set(quant_sim.weight_layers(folded))
+    assert all(row[2] >= row[4] - 1e-6 for row in table.values())  # fewer bits, more damage
+    moves = mixed_precision.greedy_moves(table, folded)
+    assert len({(n, b) for n, b in moves}) == len(moves)
+    for name in table:  # each layer's bits only ever fall
+        sequence = [b for n, b in moves if n == name]
+        assert sequence == sorted(sequence, reverse=True)
+    result = mixed_precision.search(folded, x, val, moves, budget_points=100.0, progress=False)
+    assert result.size_bytes == min(result.sizes)  # any assignment fits a 100-point budget
+    assert result.sizes[0] == mixed_precision.weight_bytes(folded, 8)
+    strict = mixed_precision.search(folded, x, val, moves, budget_points=0.0, progress=False)
+    assert (strict.float_val_accuracy - strict.val_accuracy[strict.chosen]) * 100 <= 1e-9
+    with pytest.raises(ValueError, match="budget_points"):
+        mixed_precision.search(folded, x, val, moves, budget_points=-1)
+    assert mixed_precision.bits_histogram({"a": 4, "b": 4, "c": 8}) == {4: 2, 8: 1}
