@@ -25,6 +25,19 @@ def test_per_channel_qparams_match_pytorch():
     np.testing.assert_array_equal(zps, ref_zps.numpy())
 
 
+def test_per_channel_qparams_restricted_range_and_zero_channel_match_pytorch():
+    w = channels_with_different_ranges()
+    w[3] = 0.0
+    observer = torch.ao.quantization.PerChannelMinMaxObserver(
+        ch_axis=0, dtype=torch.qint8, qscheme=torch.per_channel_symmetric, quant_min=-127,
+        quant_max=127)
+    observer(torch.from_numpy(w))
+    ref_scales, _ = observer.calculate_qparams()
+    scales, zps = granularity.per_channel_qparams(w, 8, symmetric=True, restricted=True)
+    np.testing.assert_array_equal(scales, ref_scales.numpy())
+    assert scales[3] > 0 and not zps.any()
+
+
 def test_finer_granularity_lowers_error():
     w = channels_with_different_ranges()
     rows = {r["scheme"]: r for r in granularity.compare_schemes(w, bits=4, group_sizes=(32, 128))}
@@ -100,3 +113,19 @@ def test_weight_quantized_copy_folds_bn_and_quantizes_weights_only():
         granularity.weight_quantized_copy(net, "per_group", 4)
     spread = granularity.channel_range_spread(net, net.fusion_groups())
     assert set(spread) >= {"stem.0", "features.0.0"} and all(v >= 1 for v in spread.values())
+
+
+def test_inference_copy_computes_the_same_function():
+    from helpers import models
+
+    torch.manual_seed(0)
+    model = models.build_torch_model("small_cnn").eval()
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    fast = granularity.inference_copy(model, model.fusion_groups())
+    x = torch.rand(4, 1, 28, 28)
+    with torch.inference_mode():
+        torch.testing.assert_close(fast(x), model(x), atol=1e-4, rtol=1e-4)
+    assert hasattr(fast, "stem") and fast is not model
