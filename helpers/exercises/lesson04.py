@@ -306,12 +306,12 @@ def _traced_layer(layer: intops.LinearParams, trace: Trace) -> intops.LinearPara
 
 
 def _pytorch_note(diff: dict, features: dict) -> str:
-    vnni = features.get("avx512_vnni") or features.get("avx_vnni")
     if diff["max_lsb"] <= 1:
         return "within 1 LSB (FBGEMM rounds a float32 product half to even)"
-    if features.get("avx2") and not vnni:
-        return ("more than 1 LSB: this CPU has AVX2 without VNNI, where FBGEMM adds pairs of "
-                "uint8 x int8 products into a saturating int16, which full 8-bit inputs overflow")
+    if features.get("avx2") and not features.get("avx512_vnni"):
+        return ("more than 1 LSB: this CPU has no AVX-512 VNNI, and FBGEMM's AVX2 kernel adds "
+                "pairs of uint8 x int8 products into a saturating int16, which full 8-bit "
+                "inputs overflow")
     return "more than 1 LSB, beyond rounding: see the comparison of kernels further down"
 
 
