@@ -46,41 +46,34 @@ def _cache_folder() -> Path:
 def load_smollm2(use_cache: bool = True, verbose: bool = True):
     """(model, tokenizer, seconds): SmolLM2-135M in fp32, from the cache or the GGUF file; lesson 15."""
     import safetensors.torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     folder = _cache_folder()
     start = time.perf_counter()
-    if use_cache and (folder / "model.safetensors").exists():
-        config = AutoConfig.from_pretrained(folder)
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-        state = safetensors.torch.load_file(folder / "model.safetensors")
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        if unexpected or set(missing) - {"lm_head.weight"}:
-            raise RuntimeError(f"stale cache {folder}: missing {missing}, unexpected {unexpected}; "
-                               "delete that folder and load again")
-        model.tie_weights()
-        tokenizer = AutoTokenizer.from_pretrained(folder)
-        source = "cache"
-    else:
-        gguf = smollm2_gguf_path()
-        hf_logging.disable_progress_bar()  # 272 tensors of "de-quantizing" progress say nothing
-        try:
-            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
-                                                         dtype=torch.float32)
+    hf_logging.disable_progress_bar()  # per-tensor loading bars say nothing here
+    try:
+        if use_cache and (folder / "model.safetensors").exists():
+            # from_pretrained skips the random initialization that from_config would do first.
+            model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+            source = "cache"
+        else:
+            gguf = smollm2_gguf_path()
+            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
             tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        finally:
-            hf_logging.enable_progress_bar()
-        source = "the GGUF file (dequantized to fp32, now cached)" if use_cache else "the GGUF file"
-        if use_cache:  # save_pretrained refuses GGUF-loaded models, so store the fp32 tensors
-            folder.mkdir(parents=True, exist_ok=True)
-            config = model.config.to_dict()
-            config.pop("quantization_config", None)
-            type(model.config).from_dict(config).save_pretrained(folder)
-            tokenizer.save_pretrained(folder)
-            state = {k: v.contiguous() for k, v in model.state_dict().items()
-                     if not (k == "lm_head.weight" and config.get("tie_word_embeddings"))}
-            safetensors.torch.save_file(state, folder / "model.safetensors")
+            source = "the GGUF file (dequantized to fp32, now cached)" if use_cache else "the GGUF file"
+            if use_cache:  # save_pretrained refuses GGUF-loaded models, so store the fp32 tensors
+                folder.mkdir(parents=True, exist_ok=True)
+                config = model.config.to_dict()
+                config.pop("quantization_config", None)
+                type(model.config).from_dict(config).save_pretrained(folder)
+                tokenizer.save_pretrained(folder)
+                state = {k: v.contiguous() for k, v in model.state_dict().items()
+                         if not (k == "lm_head.weight" and config.get("tie_word_embeddings"))}
+                safetensors.torch.save_file(state, folder / "model.safetensors")
+    finally:
+        hf_logging.enable_progress_bar()
     seconds = time.perf_counter() - start
     model.eval()
     if verbose:

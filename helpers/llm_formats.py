@@ -58,6 +58,21 @@ def fp4_bits_per_weight(fmt: str) -> float:
     return {"mxfp4": 4 + 8 / 32, "nvfp4": 4 + 8 / 16}[fmt]
 
 
+def e2m1_ties(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Where |x| / scale lies exactly halfway between two E2M1 values (rounding rules differ); lesson 15."""
+    mag = x.abs() / scale
+    mids = [(a + b) / 2 for a, b in zip(E2M1_VALUES[:-1], E2M1_VALUES[1:], strict=True)]
+    return torch.stack([mag == m for m in mids]).any(dim=0)
+
+
+def mxfp4_differences(x: torch.Tensor, other: torch.Tensor, block: int = 32) -> tuple[int, int]:
+    """(values that differ from ``other``, how many of those are exact E2M1 ties) for MXFP4 of x; lesson 15."""
+    ours, scale = mxfp4(x, block, return_scales=True)
+    differ = ours != other
+    ties = e2m1_ties(_blocks(x.float(), block), scale[..., None]).reshape(x.shape)
+    return int(differ.sum()), int((differ & ties).sum())
+
+
 def fp4_weights(model, names: list[str], fmt: str) -> dict[str, torch.Tensor]:
     """MXFP4- or NVFP4-quantized (dequantized) copies of the named Linear weights; lesson 15."""
     quantize = {"mxfp4": mxfp4, "nvfp4": nvfp4}.get(fmt)

@@ -8,7 +8,7 @@ that input, so :class:`InputGroup` records where the fold goes, or ``None`` wher
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -46,13 +46,15 @@ def _llama_groups(model) -> list[InputGroup]:
 
 
 def _bert_groups(model) -> list[InputGroup]:
-    encoder = model.encoder if hasattr(model, "encoder") else model[0].auto_model.encoder
-    prefix = "encoder" if hasattr(model, "encoder") else "0.auto_model.encoder"
+    found = [(name, m) for name, m in model.named_modules() if hasattr(m, "encoder") and hasattr(m, "embeddings")]
+    if not found:
+        raise AttributeError("no BERT encoder inside")
+    name, bert = found[0]
+    base = f"{name}." if name else ""
     groups = []
-    for i in range(len(encoder.layer)):
-        p = f"{prefix}.layer.{i}"
-        previous_norm = (f"{prefix}.layer.{i - 1}.output.LayerNorm" if i else
-                         prefix.replace("encoder", "embeddings") + ".LayerNorm")
+    for i in range(len(bert.encoder.layer)):
+        p = f"{base}encoder.layer.{i}"
+        previous_norm = f"{base}encoder.layer.{i - 1}.output.LayerNorm" if i else f"{base}embeddings.LayerNorm"
         groups += [
             InputGroup(f"{p}.qkv", tuple(f"{p}.attention.self.{n}" for n in ("query", "key", "value")),
                        previous_norm),
@@ -152,9 +154,12 @@ class GroupStats:
 
 
 @torch.no_grad()
-def calibration_stats(model, run: Callable[[], None], groups: list[InputGroup], hessians: bool = True,
-                      sample_every: int = 8) -> dict[str, GroupStats]:
-    """One pass of ``run()`` collecting each group's input statistics and a row sample; lesson 15."""
+def calibration_stats(model, run: Callable[[], None], groups: list[InputGroup],
+                      hessians: bool | Collection[str] = True, sample_every: int = 8) -> dict[str, GroupStats]:
+    """One pass of ``run()`` collecting each group's input statistics and a row sample; lesson 15.
+
+    ``hessians``: True for every group, False for none, or the names of the groups that need X^T X.
+    """
     if sample_every < 1:
         raise ValueError(f"sample_every must be >= 1, got {sample_every}")
     found = modules(model)
@@ -166,12 +171,13 @@ def calibration_stats(model, run: Callable[[], None], groups: list[InputGroup], 
             s = stats.get(group.name)
             if s is None:
                 d = x.shape[1]
-                xtx = torch.zeros(d, d, dtype=torch.float64) if hessians else None
+                wanted = hessians if isinstance(hessians, bool) else group.name in hessians
+                xtx = torch.zeros(d, d, dtype=torch.float64) if wanted else None
                 s = stats[group.name] = GroupStats(torch.zeros(d), torch.zeros(d), xtx)
             s.absmax = torch.maximum(s.absmax, x.abs().amax(0))
             s.abs_sum += x.abs().sum(0)
             if s.xtx is not None:
-                s.xtx += (x.T @ x).double()
+                s.xtx += (x.T @ x).double()  # fp32 product (fast), fp64 running sum
             s.tokens += x.shape[0]
             s.sample.append(x[::sample_every].clone())
         return record
@@ -192,3 +198,11 @@ def layer_output_error(x: torch.Tensor, w: torch.Tensor, w_hat: torch.Tensor) ->
     """Relative output error ||X (W - W_hat)^T|| / ||X W^T|| of one Linear layer; lesson 15."""
     x = x.to(w.dtype)
     return float((x @ (w - w_hat).T).norm() / (x @ w.T).norm().clamp_min(1e-30))
+
+
+def per_layer_errors(model, groups: list[InputGroup], stats: dict[str, GroupStats],
+                     weights: dict[str, torch.Tensor]) -> list[float]:
+    """:func:`layer_output_error` of each Linear of the groups, on each group's sampled inputs; lesson 15."""
+    found = modules(model)
+    return [layer_output_error(stats[g.name].x, found[n].weight.detach(), weights[n])
+            for g in groups for n in g.linears]

@@ -50,3 +50,9 @@ def test_block_sizes_and_storage():
     assert torch.equal(fmt.fp4_weights(model, ["0"], "mxfp4")["0"], fmt.mxfp4(model[0].weight.detach()))
     with pytest.raises(ValueError, match="fmt"):
         fmt.fp4_weights(model, ["0"], "fp4")
+
+
+def test_differences_from_gguf_are_only_ties():
+    x = torch.tensor([[0.75, 1.75, 2.5, 5.0, 0.25, 0.3] + [0.1] * 25 + [4.0]])
+    differ, ties = fmt.mxfp4_differences(x, fmt.gguf_mxfp4_roundtrip(x))
+    assert differ == ties == 2  # 0.75 and 1.75: even codes 1.0 and 2.0 here, 0.5 and 1.5 in gguf
