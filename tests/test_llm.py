@@ -105,3 +105,15 @@ def test_smollm2_loads_and_has_sane_perplexity():
     mods = llm_model.modules(model)
     w = mods["model.layers.7.mlp.down_proj"].weight.detach()
     assert torch.allclose(llm_quant.rtn_min_scale(w, 32), w, atol=1e-6, rtol=0)
+
+
+def test_record_perplexity_writes_the_issue_fields(tmp_path):
+    from helpers import results
+
+    recorder = results.Recorder("15_test", quick=True, folder=tmp_path)
+    tokens = np.full(4, 100)
+    line = llm.record_perplexity(recorder, "ppl-x-rtn-w4-g128", llm.Perplexity(np.full(4, 250.0), tokens),
+                                 "x", 4.125, 1.5)
+    entry = recorder.records[-1]
+    assert {"perplexity", "ppl_ci95", "eval_tokens", "bits_per_weight", "seconds"} <= set(entry)
+    assert entry["eval_tokens"] == 400 and "ppl-x-rtn-w4-g128" in line

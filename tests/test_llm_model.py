@@ -75,3 +75,12 @@ def test_layer_output_error():
     x, w = torch.randn(10, 4), torch.randn(3, 4)
     assert llm_model.layer_output_error(x, w, w) == 0.0
     assert llm_model.layer_output_error(x, w, torch.zeros_like(w)) == pytest.approx(1.0)
+
+
+def test_per_layer_errors(tiny):
+    model, run = tiny
+    groups = llm_model.input_groups(model)[:2]
+    stats = llm_model.calibration_stats(model, run, groups, hessians=False)
+    mods = dict(model.named_modules())
+    same = {n: mods[n].weight.detach() for g in groups for n in g.linears}
+    assert llm_model.per_layer_errors(model, groups, stats, same) == [0.0] * 4

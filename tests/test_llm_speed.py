@@ -40,3 +40,10 @@ def test_decode_speed_and_quantized_copies():
 
 def test_read_bandwidth_is_positive():
     assert ls.read_bandwidth(megabytes=16, repeats=3) > 0
+
+
+def test_regional_compilation_wraps_mlps_and_the_other_linears():
+    model, _ = make_tiny_llama()
+    assert ls.compile_linear_regions(model) == 2 * (1 + 4) + 1  # per block: the MLP, q/k/v/o; lm_head
+    assert model.model.layers[0].mlp._compiled_call_impl is not None
+    assert getattr(model.model.layers[0].mlp.up_proj, "_compiled_call_impl", None) is None
