@@ -39,3 +39,5 @@ def test_postbuild_installs_nodeps_fills_the_cache_and_opens_lesson_00():
         cli.parser().parse_args(call)
     assert (paths.repo_root() / "lessons" / "00_start_here.ipynb").exists()
     assert 'default_url = "/lab/tree/my_work/00_start_here.ipynb"' in text
+    assert 'contents_manager_class = "helpers.course.lab.CourseContentsManager"' in text
+    assert 'app_settings_dir = "$PWD/helpers/course/jupyterlab"' in text

@@ -77,3 +77,13 @@ def test_free_port_skips_a_busy_port():
         busy.listen()
         taken = busy.getsockname()[1]
         assert cli.free_port(taken, tries=5) != taken
+
+
+def test_the_student_folder_can_be_moved_for_tests_but_stays_beside_the_lessons(monkeypatch):
+    monkeypatch.setenv("COURSE_WORK_DIR", "my_work_browser_test")
+    command, url = cli.lab_command("02", 8890, "abc", no_browser=True)
+    assert "/lab/tree/my_work_browser_test/02_affine_quantization.ipynb?token=abc" in url
+    for bad in ("../elsewhere", ".hidden", "solutions"):
+        monkeypatch.setenv("COURSE_WORK_DIR", bad)
+        with pytest.raises(ValueError, match="COURSE_WORK_DIR"):
+            cli.work_folder()

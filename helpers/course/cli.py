@@ -13,12 +13,24 @@ import sys
 from pathlib import Path
 
 from helpers import paths
-from helpers.course import notebooks
+from helpers.course import lab, notebooks
+
+
+def work_folder() -> str:
+    """The students' folder under the checkout: ``my_work`` (``COURSE_WORK_DIR`` for tests).
+
+    It must sit directly in the checkout, beside lessons/ and solutions/, so that the lessons'
+    relative links (``../solutions/...``) work from it.
+    """
+    name = os.environ.get("COURSE_WORK_DIR", "my_work")
+    if not name or "/" in name or name.startswith(".") or name in ("lessons", "solutions"):
+        raise ValueError(f"COURSE_WORK_DIR must be a plain folder name beside lessons/, got {name!r}")
+    return name
 
 
 def copy_lessons_to_work(work_dir: Path | None = None) -> tuple[list[str], list[str]]:
     """Copy lessons the student has no copy of into ``my_work/``; never overwrite a copy."""
-    work_dir = work_dir or paths.repo_root() / "my_work"
+    work_dir = work_dir or paths.repo_root() / work_folder()
     work_dir.mkdir(exist_ok=True)
     added, kept = [], []
     for name in notebooks.notebook_names(notebooks.lessons_dir()):
@@ -48,10 +60,10 @@ def free_port(start: int = 8888, tries: int = 50) -> int:
 def lab_command(lesson: str | None, port: int, token: str, no_browser: bool) -> tuple[list[str], str]:
     """The ``jupyter lab`` command and the URL (with its token) that opens the lesson in my_work/."""
     name = notebooks.resolve_names([lesson])[0] if lesson else "00_start_here.ipynb"
-    start = f"my_work/{name}"
+    start = f"{work_folder()}/{name}"
     command = ["jupyter", "lab", start, f"--ServerApp.root_dir={paths.repo_root()}",
                f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-               f"--IdentityProvider.token={token}"]
+               f"--IdentityProvider.token={token}", *lab.server_options()]
     if no_browser:
         command.append("--no-browser")
     if hasattr(os, "geteuid") and os.geteuid() == 0:
@@ -67,9 +79,9 @@ def cmd_lab(args: argparse.Namespace) -> int:
                                args.no_browser)
     added, kept = copy_lessons_to_work()
     if added:
-        print(f"Copied {len(added)} lesson(s) into my_work/: {', '.join(added)}")
+        print(f"Copied {len(added)} lesson(s) into {work_folder()}/: {', '.join(added)}")
     if kept:
-        print(f"Kept your own copies of {len(kept)} lesson(s) in my_work/ (never overwritten).")
+        print(f"Kept your own copies of {len(kept)} lesson(s) in {work_folder()}/ (never overwritten).")
     print("Starting:", " ".join(c for c in command if not c.startswith("--IdentityProvider")))
     print(f"\n    Open this address in your browser:\n\n    {url}\n", flush=True)
     if args.dry_run:

@@ -1,0 +1,56 @@
+"""What ``./course lab`` (and the workshop image) gives JupyterLab: read-only course notebooks
+and saved widget state.
+
+* :class:`CourseContentsManager` serves ``solutions/`` and ``lessons/`` as read-only: JupyterLab
+  opens them marked read-only and refuses to save, rename or delete them, so a student who
+  follows a "Solution" link cannot overwrite the course's source by accident; their own copies
+  in ``my_work/`` behave normally.
+* ``jupyterlab/overrides.json`` turns on "save widget state", so progress bars and the lesson 02
+  explorer in a saved notebook show their last state when it is reopened, instead of "Error
+  displaying widget: model not found".
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
+from tornado import web
+
+READ_ONLY_FOLDERS = ("solutions", "lessons")
+SETTINGS_DIR = Path(__file__).resolve().parent / "jupyterlab"
+MESSAGE = ("{path} is part of the course and read-only here: your own copies of the lessons "
+           "are in my_work/ (./course lab copies them there and never overwrites them)")
+
+
+def is_course_notebook(path: str) -> bool:
+    """True for an API path inside solutions/ or lessons/ (the folders themselves included)."""
+    return path.strip("/").split("/")[0] in READ_ONLY_FOLDERS
+
+
+class CourseContentsManager(AsyncLargeFileManager):
+    """The default contents manager, with solutions/ and lessons/ read-only."""
+
+    def is_writable(self, path: str) -> bool:
+        return not is_course_notebook(path) and super().is_writable(path)
+
+    async def save(self, model, path=""):
+        if is_course_notebook(path):
+            raise web.HTTPError(403, MESSAGE.format(path=path))
+        return await super().save(model, path)
+
+    async def rename_file(self, old_path, new_path):
+        if is_course_notebook(old_path) or is_course_notebook(new_path):
+            raise web.HTTPError(403, MESSAGE.format(path=old_path))
+        return await super().rename_file(old_path, new_path)
+
+    async def delete_file(self, path):
+        if is_course_notebook(path):
+            raise web.HTTPError(403, MESSAGE.format(path=path))
+        return await super().delete_file(path)
+
+
+def server_options() -> list[str]:
+    """The ``jupyter lab`` options that install the contents manager and the settings overrides."""
+    return [f"--ServerApp.contents_manager_class={__name__}.CourseContentsManager",
+            f"--LabApp.app_settings_dir={SETTINGS_DIR}"]
