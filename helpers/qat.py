@@ -1,38 +1,41 @@
-"""Quantization-aware training (QAT) in PyTorch eager mode, at 8 bits and below.
+"""Quantization-aware training (QAT) in PyTorch, at 8 bits and below.
 
-Introduced in lesson 08. Four pieces:
+Introduced in lesson 08. The pieces:
 
 * :class:`FakeQuantSTE` / :func:`fake_quantize_ste`: quantize-then-dequantize in the forward
-  pass with the straight-through estimator (STE) in the backward pass, written out as a
-  ``torch.autograd.Function`` so the trick is visible (PyTorch's own op is
-  ``torch.fake_quantize_per_tensor_affine``).
-* :func:`low_bit_qconfig`: a QAT qconfig of ``FakeQuantize`` modules for any bit width from 2
-  to 8, with per-channel symmetric weights and per-tensor affine activations.
-* :func:`prepare` and :func:`finetune`: fuse, ``prepare_qat``, then fine-tune with a low
-  learning rate, freezing observers and batch-norm statistics after some epochs.
-* :func:`simulated_ptq`: post-training quantization at any bit width, simulated with the same
-  fake-quantize modules (calibrate observers, no training), for a like-for-like comparison.
+  pass, the straight-through estimator (STE) in the backward pass, written out as a
+  ``torch.autograd.Function`` (PyTorch's own op is ``torch.fake_quantize_per_tensor_affine``).
+* :func:`low_bit_qconfig` and :func:`prepare`: the eager-mode flow (``fuse_modules_qat``,
+  ``prepare_qat``) of the deprecated ``torch.ao.quantization`` API, at any width from 2 to 8.
+* :func:`simulated_ptq`, :func:`int8_ptq`, :func:`convert`: the PTQ baselines and the int8 model.
+* :func:`spread`, :func:`worst_loss_points`, :func:`choose_deployment`: the evidence over seeds
+  and the decision, made on ``val``.
+
+The fine-tuning loop shared by every flow is :mod:`helpers.qat_loop`; the maintained flows
+(PT2E, torchao's ``QATConfig``) are :mod:`helpers.qat_flows`.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from torch.ao import quantization as tq
-from torch.ao.nn.intrinsic import qat as nniqat
 
-from helpers import data, env, measure, ptq, training
+from helpers import data, env, measure, ptq
 
 
 class FakeQuantSTE(torch.autograd.Function):
     """x_hat = (clamp(round(x / scale) + zero_point, qmin, qmax) - zero_point) * scale; lesson 08.
 
     Backward: the straight-through estimator. ``round`` has zero gradient almost everywhere,
-    so the STE pretends it is the identity and passes the incoming gradient through unchanged
-    where ``x`` fell inside the representable range, and passes zero where it was clipped.
+    so the STE treats it as the identity: the incoming gradient passes unchanged where ``x``
+    fell inside the representable range, and zero passes where it was clipped.
     """
 
     @staticmethod
@@ -77,10 +80,10 @@ def low_bit_qconfig(bits: int = 4, per_channel_weights: bool = True,
                     averaging_constant: float = 0.01) -> tq.QConfig:
     """QAT qconfig at ``bits`` bits: unsigned affine activations, symmetric weights; lesson 08.
 
-    Activations use the range [0, 2**bits - 1] (quint8 storage) with a moving-average min-max
-    observer; weights use the symmetric, restricted range [-(2**(bits-1) - 1), 2**(bits-1) - 1]
-    (qint8 storage), per output channel unless ``per_channel_weights`` is False. At 8 bits this
-    is close to PyTorch's default, without the x86 ``reduce_range`` trick.
+    Activations use [0, 2**bits - 1] (quint8 storage) with a moving-average min-max observer;
+    weights the symmetric, restricted range [-(2**(bits-1) - 1), 2**(bits-1) - 1] (qint8
+    storage), per output channel unless ``per_channel_weights`` is False. At 8 bits this is
+    PyTorch's default without the x86 ``reduce_range`` trick (7-bit activations).
     """
     if not isinstance(bits, int) or not 2 <= bits <= 8:
         raise ValueError(f"bits must be an integer from 2 to 8 (int8 storage), got {bits!r}")
@@ -91,22 +94,19 @@ def low_bit_qconfig(bits: int = 4, per_channel_weights: bool = True,
         quant_min=0, quant_max=2**bits - 1, dtype=torch.quint8,
         qscheme=torch.per_tensor_affine)
     half = 2 ** (bits - 1) - 1
-    if per_channel_weights:
-        weight = tq.FakeQuantize.with_args(
-            observer=tq.MovingAveragePerChannelMinMaxObserver, averaging_constant=1.0,
-            quant_min=-half, quant_max=half, dtype=torch.qint8,
-            qscheme=torch.per_channel_symmetric, ch_axis=0)
-    else:
-        weight = tq.FakeQuantize.with_args(
-            observer=tq.MovingAverageMinMaxObserver, averaging_constant=1.0,
-            quant_min=-half, quant_max=half, dtype=torch.qint8,
-            qscheme=torch.per_tensor_symmetric)
+    observer, qscheme, extra = ((tq.MovingAveragePerChannelMinMaxObserver,
+                                 torch.per_channel_symmetric, {"ch_axis": 0})
+                                if per_channel_weights else
+                                (tq.MovingAverageMinMaxObserver, torch.per_tensor_symmetric, {}))
+    weight = tq.FakeQuantize.with_args(observer=observer, averaging_constant=1.0,
+                                       quant_min=-half, quant_max=half, dtype=torch.qint8,
+                                       qscheme=qscheme, **extra)
     return tq.QConfig(activation=activation, weight=weight)
 
 
 def prepare(model: nn.Module, qconfig: tq.QConfig | None = None, engine: str | None = None,
             train: bool = True) -> nn.Module:
-    """A fused, QAT-prepared copy of a float model (default qconfig: the engine's); lesson 08.
+    """A fused, eager-mode QAT copy of a float model (default qconfig: the engine's); lesson 08.
 
     The model must offer ``fusion_groups()`` (as :class:`helpers.models.SmallCNN` does).
     With ``train=False`` the copy is left in eval mode, ready for calibration.
@@ -124,73 +124,14 @@ def prepare(model: nn.Module, qconfig: tq.QConfig | None = None, engine: str | N
     return prepared.train(train)
 
 
-@dataclass
-class History:
-    """Per-epoch record of a QAT fine-tuning run; lesson 08."""
+# --- PTQ baselines and the int8 model ---------------------------------------------------------
 
-    loss: list[float] = field(default_factory=list)
-    accuracy: list[float] = field(default_factory=list)
-    events: dict[int, str] = field(default_factory=dict)
-
-
-def freeze(model: nn.Module, observers: bool = True, bn_stats: bool = True) -> None:
-    """Stop updating quantization ranges and/or batch-norm running statistics; lesson 08."""
-    if observers:
-        model.apply(tq.disable_observer)
-    if bn_stats:
-        model.apply(nniqat.freeze_bn_stats)
-
-
-def finetune(model: nn.Module, train: data.Split, test: data.Split, epochs: int,
-             lr: float = 1e-4, freeze_observers_after: int | None = None,
-             freeze_bn_after: int | None = None, batch_size: int = 64, seed: int = 0,
-             desc: str = "QAT") -> History:
-    """Fine-tune a QAT-prepared model; freeze observers / BN after the given epochs; lesson 08.
-
-    ``freeze_observers_after=k`` disables the observers once ``k`` epochs have finished (the
-    fake quantizers keep quantizing with the last ranges); likewise ``freeze_bn_after`` for the
-    batch-norm running statistics. Test accuracy is measured after every epoch.
-    """
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
-    if not any(isinstance(m, tq.FakeQuantizeBase) for m in model.modules()):
-        raise ValueError("the model has no FakeQuantize modules: call qat.prepare(model) first")
-    history = History()
-
-    def after_epoch(epoch: int, loss: float) -> None:
-        history.loss.append(loss)
-        events = []
-        if freeze_observers_after is not None and epoch == freeze_observers_after:
-            freeze(model, observers=True, bn_stats=False)
-            events.append("observers frozen")
-        if freeze_bn_after is not None and epoch == freeze_bn_after:
-            freeze(model, observers=False, bn_stats=True)
-            events.append("BN stats frozen")
-        if events:
-            history.events[epoch] = ", ".join(events)
-        history.accuracy.append(accuracy_without_observing(model, test))
-
-    training.train_epochs(model, train, epochs, lr=lr, batch_size=batch_size, seed=seed,
-                          desc=desc, after_epoch=after_epoch)
-    return history
-
-
-def accuracy_without_observing(model: nn.Module, test: data.Split) -> float:
-    """Test accuracy of a QAT model whose observers must not learn from the test data; lesson 08.
-
-    ``eval()`` does not stop a FakeQuantize observer: while enabled it keeps updating its
-    range on whatever passes through, test images included. Observers are switched off for
-    the measurement and switched back on afterwards.
-    """
-    observing = [m for m in model.modules()
-                 if isinstance(m, tq.FakeQuantizeBase) and bool(m.observer_enabled[0])]
-    for module in observing:
-        module.disable_observer()
-    try:
-        return measure.torch_accuracy(model, test)
-    finally:
-        for module in observing:
-            module.enable_observer()
+def subset(split: data.Split, n: int, seed: int) -> data.Split:
+    """``n`` images drawn at random (fixed by ``seed``) from a split, keeping its role; lesson 08."""
+    if not 1 <= n <= len(split):
+        raise ValueError(f"n must be from 1 to {len(split)} (the split's size), got {n}")
+    index = np.sort(np.random.default_rng(seed).choice(len(split), size=n, replace=False))
+    return data.Split(split.x[index], split.y[index], split.role)
 
 
 def simulated_ptq(model: nn.Module, calib: data.Split, qconfig: tq.QConfig,
@@ -198,9 +139,11 @@ def simulated_ptq(model: nn.Module, calib: data.Split, qconfig: tq.QConfig,
     """Post-training quantization simulated with fake quantizers: calibrate, no training; lesson 08.
 
     The observers watch ``batches`` calibration batches with fake quantization switched off
-    (so each layer sees float inputs, as PTQ observers do), then quantization is switched on
-    and the ranges frozen.
+    (each layer sees float inputs, as PTQ observers do); then quantization is switched on and
+    the ranges frozen.
     """
+    if calib.role == "test":
+        raise data.SelectionOnTestError("calibrate on mnist.calib, never on the test split")
     prepared = prepare(model, qconfig, engine=engine, train=False)
     prepared.apply(tq.disable_fake_quant)
     ptq.calibrate(prepared, calib, batches=batches)
@@ -222,25 +165,67 @@ def int8_ptq(model: nn.Module, calib: data.Split, batches: int = 10,
 
 
 def convert(model: nn.Module) -> nn.Module:
-    """A real quantized (int8-kernel) copy of a QAT model, in eval mode; lesson 08."""
+    """A real quantized (int8-kernel) copy of an eager QAT model, in eval mode; lesson 08."""
     return tq.convert(copy.deepcopy(model).eval())
 
 
-def choose_deployment(results: dict[str, dict], fp32_accuracy: float,
-                      budget_points: float) -> str:
-    """The smallest candidate within ``budget_points`` of float (PTQ wins ties), or "fp32"; lesson 08.
+# --- evidence over seeds, and the decision ----------------------------------------------------
 
-    ``results`` maps a name to ``{"bits": int, "method": "ptq" | "qat", "accuracy": float}``.
+@dataclass(frozen=True)
+class Spread:
+    """Mean, standard deviation and range of one number over seeds; lesson 08."""
+
+    mean: float
+    std: float
+    low: float
+    high: float
+    n: int
+
+    def __str__(self) -> str:
+        return (f"{self.mean:+.2f} (sd {self.std:.2f}, range {self.low:+.2f} to "
+                f"{self.high:+.2f}, {self.n} seeds)")
+
+
+def spread(values: Sequence[float]) -> Spread:
+    """The :class:`Spread` of a few numbers (sample standard deviation); lesson 08."""
+    array = np.asarray(values, dtype=np.float64)
+    if array.size < 2:
+        raise ValueError(f"a spread needs at least 2 values (seeds), got {array.size}")
+    return Spread(float(array.mean()), float(array.std(ddof=1)), float(array.min()),
+                  float(array.max()), int(array.size))
+
+
+def worst_loss_points(intervals: Sequence[Sequence[float]]) -> float:
+    """Largest accuracy loss any of these 95 % intervals allows (points, >= 0); lesson 08.
+
+    "QAT comes back within N points" holds, on this evidence, for N at least this number:
+    every seed's interval of (QAT - float) lies above -N.
     """
+    if not intervals:
+        raise ValueError("need at least one interval, e.g. [comparison.delta_ci95, ...]")
+    lows = [float(low) for low, _ in intervals]
+    return max(0.0, math.ceil(round(-min(lows) * 100, 6)) / 100)
+
+
+def choose_deployment(results: dict[str, dict], fp32_accuracy: float, budget_points: float,
+                      split: data.Split) -> str:
+    """The smallest file within ``budget_points`` of float on ``split`` (val), or "fp32"; lesson 08.
+
+    ``results`` maps a name to ``{"method": "ptq" | "qat", "size_bytes": int, "accuracy":
+    float}`` with accuracies measured on ``split``. Ties in bytes go to PTQ (no training
+    run to maintain), then to the higher accuracy. The test split is refused.
+    """
+    data.require_selection_split(split, "choose_deployment")
     if budget_points < 0:
         raise ValueError(f"budget_points must be >= 0 (accuracy points you accept to lose), "
                          f"got {budget_points}")
     within = []
     for name, entry in results.items():
-        missing = {"bits", "method", "accuracy"} - set(entry)
+        missing = {"method", "size_bytes", "accuracy"} - set(entry)
         if missing:
-            raise KeyError(f"result {name!r} lacks {sorted(missing)}; each entry needs "
-                           "bits, method ('ptq' or 'qat') and accuracy")
+            raise KeyError(f"result {name!r} lacks {sorted(missing)}; each entry needs method "
+                           "('ptq' or 'qat'), size_bytes and accuracy")
         if measure.points_below(fp32_accuracy, entry["accuracy"]) <= budget_points:
-            within.append((entry["bits"], entry["method"] != "ptq", name))
-    return min(within)[2] if within else "fp32"
+            within.append((entry["size_bytes"], entry["method"] != "ptq", -entry["accuracy"],
+                           name))
+    return min(within)[-1] if within else "fp32"

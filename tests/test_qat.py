@@ -1,12 +1,13 @@
-"""Tests for helpers.qat (lesson 08): the STE, low-bit qconfigs, QAT/PTQ plumbing, decisions."""
+"""Tests for helpers.qat (lesson 08): the STE, low-bit qconfigs, PTQ baselines, evidence, decisions."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.ao.quantization as tq
 
-from helpers import data, models, qat
+from helpers import data, models, qat, qat_loop
 from helpers.plot import qat as plot_qat
 
 # Lesson 08 shows and explains these once; in the tests they are noise.
@@ -125,43 +126,6 @@ def test_prepare_rejects_model_without_fusion_groups() -> None:
         qat.prepare(models.MLP())
 
 
-def test_finetune_freezes_and_records(tiny) -> None:
-    model, split = tiny
-    prepared = qat.prepare(model, engine="x86")
-    history = qat.finetune(prepared, split, split, epochs=2, lr=1e-3,
-                           freeze_observers_after=1, freeze_bn_after=2, batch_size=32)
-    assert len(history.loss) == len(history.accuracy) == 2
-    assert history.events == {1: "observers frozen", 2: "BN stats frozen"}
-    fake_quants = [m for m in prepared.modules() if isinstance(m, tq.FakeQuantizeBase)]
-    assert all(int(m.observer_enabled) == 0 for m in fake_quants)
-    assert all(m.freeze_bn for m in prepared.modules() if hasattr(m, "freeze_bn"))
-    assert not prepared.training
-
-
-def test_measuring_accuracy_does_not_teach_the_observers(tiny) -> None:
-    model, split = tiny
-    prepared = qat.prepare(model, qat.low_bit_qconfig(4), engine="x86")
-    with torch.no_grad():
-        prepared(data.torch_tensors(split)[0])  # the observers see training data once
-    observer = prepared.quant.activation_post_process.activation_post_process
-    seen = (float(observer.min_val), float(observer.max_val))
-    bright = data.Split(split.x * 50, split.y)  # far outside anything seen so far
-    qat.accuracy_without_observing(prepared, bright)
-    assert (float(observer.min_val), float(observer.max_val)) == seen
-    assert all(int(m.observer_enabled) == 1 for m in prepared.modules()
-               if isinstance(m, tq.FakeQuantizeBase))
-    prepared.eval()(data.torch_tensors(bright)[0])  # what eval() alone would have done
-    assert float(observer.max_val) > seen[1]
-
-
-def test_finetune_bad_input(tiny) -> None:
-    model, split = tiny
-    with pytest.raises(ValueError, match="no FakeQuantize modules"):
-        qat.finetune(model, split, split, epochs=1)
-    with pytest.raises(ValueError, match="epochs must be >= 1"):
-        qat.finetune(qat.prepare(model, engine="x86"), split, split, epochs=0)
-
-
 def test_simulated_ptq_matches_real_int8_closely(tiny) -> None:
     model, split = tiny
     simulated = qat.simulated_ptq(model, split, qat.low_bit_qconfig(8), batches=2, engine="x86")
@@ -192,26 +156,70 @@ def test_int8_ptq_runs(tiny) -> None:
     assert type(quantized.fc).__name__ == "Linear" and quantized.fc.weight().is_quantized
 
 
+def test_simulated_ptq_refuses_the_test_split(tiny) -> None:
+    model, _ = tiny
+    with pytest.raises(data.SelectionOnTestError, match="calib"):
+        qat.simulated_ptq(model, data.load_mnist().test.take(64), qat.low_bit_qconfig(4))
+
+
+def test_subset_is_seeded_sorted_and_keeps_the_role() -> None:
+    split = data.load_mnist().calib
+    a, b, c = qat.subset(split, 50, 0), qat.subset(split, 50, 0), qat.subset(split, 50, 1)
+    assert np.array_equal(a.x, b.x) and not np.array_equal(a.y, c.y)
+    assert a.role == "calib" and len(a) == 50
+    with pytest.raises(ValueError, match="n must be from 1"):
+        qat.subset(split, 0, 0)
+
+
+# --- evidence over seeds --------------------------------------------------------------------
+
+def test_spread_and_its_bad_input() -> None:
+    result = qat.spread([1.0, 2.0, 3.0])
+    assert (result.mean, result.low, result.high, result.n) == (2.0, 1.0, 3.0, 3)
+    assert result.std == pytest.approx(1.0)
+    assert "3 seeds" in str(result)
+    with pytest.raises(ValueError, match="at least 2"):
+        qat.spread([1.0])
+
+
+@pytest.mark.parametrize(("intervals", "expected"), [([(-0.31, 0.1), (-0.12, 0.2)], 0.31),
+                                                     ([(0.05, 0.4), (0.1, 0.3)], 0.0),
+                                                     ([(-1.234, -0.5)], 1.24)])
+def test_worst_loss_points(intervals, expected) -> None:
+    assert qat.worst_loss_points(intervals) == pytest.approx(expected)
+
+
+def test_worst_loss_points_needs_intervals() -> None:
+    with pytest.raises(ValueError, match="at least one interval"):
+        qat.worst_loss_points([])
+
+
 # --- deciding what to ship -----------------------------------------------------------------
 
-TABLE = {"ptq-int8": {"bits": 8, "method": "ptq", "accuracy": 0.979},
-         "qat-int8": {"bits": 8, "method": "qat", "accuracy": 0.978},
-         "ptq-4bit": {"bits": 4, "method": "ptq", "accuracy": 0.930},
-         "qat-4bit": {"bits": 4, "method": "qat", "accuracy": 0.972},
-         "qat-3bit": {"bits": 3, "method": "qat", "accuracy": 0.955}}
+VAL = data.Split(np.zeros((1, 28, 28), np.float32), np.zeros(1, np.int64), "val")
+TABLE = {"ptq-int8": {"method": "ptq", "bits": 8, "size_bytes": 52_029, "accuracy": 0.979},
+         "qat-int8": {"method": "qat", "bits": 8, "size_bytes": 52_029, "accuracy": 0.981},
+         "qat-4bit": {"method": "qat", "bits": 4, "size_bytes": 52_029, "accuracy": 0.978},
+         "packed": {"method": "qat", "bits": 4, "size_bytes": 30_000, "accuracy": 0.972}}
 
 
-@pytest.mark.parametrize(("budget", "expected"), [(0.3, "ptq-int8"), (1.0, "qat-4bit"),
-                                                  (3.0, "qat-3bit"), (0.05, "fp32")])
+@pytest.mark.parametrize(("budget", "expected"), [(0.3, "ptq-int8"), (1.0, "packed"),
+                                                  (0.0, "qat-int8"), (0.05, "qat-int8")])
 def test_choose_deployment(budget, expected) -> None:
-    assert qat.choose_deployment(TABLE, 0.980, budget) == expected
+    assert qat.choose_deployment(TABLE, 0.980, budget, VAL) == expected
+
+
+def test_choose_deployment_falls_back_to_fp32() -> None:
+    assert qat.choose_deployment(TABLE, 0.999, 0.5, VAL) == "fp32"
 
 
 def test_choose_deployment_bad_input() -> None:
+    with pytest.raises(data.SelectionOnTestError, match="val"):
+        qat.choose_deployment(TABLE, 0.98, 1, data.Split(VAL.x, VAL.y, "test"))
     with pytest.raises(ValueError, match="budget_points must be >= 0"):
-        qat.choose_deployment(TABLE, 0.98, -1)
+        qat.choose_deployment(TABLE, 0.98, -1, VAL)
     with pytest.raises(KeyError, match="lacks"):
-        qat.choose_deployment({"x": {"bits": 4}}, 0.98, 1)
+        qat.choose_deployment({"x": {"bits": 4}}, 0.98, 1, VAL)
 
 
 # --- figures -------------------------------------------------------------------------------
@@ -220,12 +228,18 @@ def test_figures_draw_and_reject_bad_input() -> None:
     x = torch.linspace(-1, 1, 21)
     x_hat, grad = qat.ste_curves(x, 0.25, 0, -4, 3)
     assert plot_qat.ste(x, x_hat, grad) is not None
-    history = qat.History(loss=[0.2, 0.1], accuracy=[0.9, 0.95], events={1: "observers frozen"})
+    history = qat_loop.History(loss=[0.2, 0.1], accuracy=[0.9, 0.95], events={1: "frozen"})
     assert plot_qat.training_curves({"4-bit": history}, float_accuracy=0.96) is not None
-    assert plot_qat.accuracy_vs_bits({"PTQ": {8: 0.97, 2: 0.1}}, 0.97, y_min=80) is not None
+    assert plot_qat.accuracy_vs_bits({"PTQ": {8: 0.97, 2: 0.1}}, 0.97, y_min=80,
+                                     ylabel="val accuracy (%)") is not None
+    evidence = {"PTQ": {4: [(-0.5, -0.7, -0.3)] * 3, 3: [(-5.0, -5.5, -4.5)] * 3},
+                "QAT": {4: [(-0.1, -0.3, 0.1)] * 3, 3: [(-1.0, -1.3, -0.7)] * 3}}
+    assert plot_qat.low_bit_evidence(evidence, images=10_000) is not None
     with pytest.raises(ValueError, match="same length"):
         plot_qat.ste(x, x_hat[:3], grad)
     with pytest.raises(ValueError, match="at least one history"):
         plot_qat.training_curves({})
     with pytest.raises(ValueError, match="needs results"):
         plot_qat.accuracy_vs_bits({}, 0.9)
+    with pytest.raises(ValueError, match="low_bit_evidence"):
+        plot_qat.low_bit_evidence({}, images=10)

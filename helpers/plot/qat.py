@@ -1,4 +1,4 @@
-"""Figures for lesson 08 (quantization-aware training): STE, training curves, accuracy vs bits.
+"""Figures for lesson 08 (quantization-aware training): STE, training curves, low-bit evidence.
 
 Each function draws one figure and returns it; lesson 08 calls one per cell.
 """
@@ -44,7 +44,7 @@ def ste(x, x_hat, grad, title: str = "fake quantization and its straight-through
 
 def training_curves(histories: Mapping[str, object], float_accuracy: float | None = None,
                     title: str = "QAT fine-tuning"):
-    """Training loss and test accuracy per epoch for each QAT run (``History``); lesson 08."""
+    """Training loss and monitored (val) accuracy per epoch for each QAT run; lesson 08."""
     if not histories:
         raise ValueError("training_curves() needs at least one history")
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
@@ -59,7 +59,7 @@ def training_curves(histories: Mapping[str, object], float_accuracy: float | Non
     if float_accuracy is not None:
         right.axhline(float_accuracy * 100, color="black", ls="--", label="fp32 (before QAT)")
     left.set_ylabel("training loss (cross-entropy)")
-    right.set_ylabel("test accuracy (%)")
+    right.set_ylabel("val accuracy (%)")
     right.set_title("dotted lines: observers and BN statistics frozen", fontsize=9)
     for ax in (left, right):
         ax.set_xlabel("epoch of QAT fine-tuning")
@@ -74,7 +74,7 @@ def training_curves(histories: Mapping[str, object], float_accuracy: float | Non
 
 def accuracy_vs_bits(results: Mapping[str, Mapping[int, float]], float_accuracy: float,
                      title: str = "PTQ vs QAT as the bit width shrinks",
-                     y_min: float | None = None):
+                     y_min: float | None = None, ylabel: str = "test accuracy (%)"):
     """Test accuracy against bit width, one line per method, fp32 as a reference; lesson 08.
 
     With ``y_min`` (in %), points below it are drawn on the bottom edge with their value
@@ -105,9 +105,44 @@ def accuracy_vs_bits(results: Mapping[str, Mapping[int, float]], float_accuracy:
     ax.set_xticks(sorted(all_bits))
     ax.invert_xaxis()
     ax.set_xlabel("bits for weights and activations (fewer to the right)")
-    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def low_bit_evidence(deltas: Mapping[str, Mapping[int, Sequence[tuple[float, float, float]]]],
+                     images: int, title: str = "PTQ vs QAT against float, one marker per seed"):
+    """Accuracy change vs fp32 per seed with its paired 95 % interval, by bit width; lesson 08.
+
+    ``deltas`` maps a method ("PTQ", "QAT", ...) to ``{bits: [(delta, low, high), ...]}`` in
+    points, one tuple per seed; the mean over seeds is drawn as a short bar.
+    """
+    if not deltas or not any(deltas.values()):
+        raise ValueError("low_bit_evidence() needs {'PTQ': {4: [(delta, low, high), ...]}}")
+    fig, ax = plt.subplots(figsize=(7.5, 4.4))
+    bits = sorted({b for by_bits in deltas.values() for b in by_bits}, reverse=True)
+    width = 0.7 / len(deltas)
+    for m_index, (method, by_bits) in enumerate(deltas.items()):
+        color = METHOD_COLORS.get(method, plt.cm.tab10(m_index))
+        for b_index, b in enumerate(bits):
+            runs = by_bits.get(b, [])
+            centre = b_index + (m_index - (len(deltas) - 1) / 2) * width
+            offsets = np.linspace(-width / 4, width / 4, len(runs)) if len(runs) > 1 else [0.0]
+            for offset, (delta, low, high) in zip(offsets, runs, strict=True):
+                ax.errorbar(centre + offset, delta, yerr=[[delta - low], [high - delta]], fmt="o",
+                            color=color, capsize=3, ms=4)
+            if runs:
+                mean = float(np.mean([r[0] for r in runs]))
+                ax.hlines(mean, centre - width / 2.5, centre + width / 2.5, color=color, lw=2.5,
+                          label=method if b_index == 0 else None)
+    ax.axhline(0, color="black", ls="--", lw=1, label="fp32")
+    ax.set_xticks(range(len(bits)), [f"{b} bits" for b in bits])
+    ax.set_ylabel(f"accuracy change vs fp32 (points, {images:,} test images)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
     return fig
