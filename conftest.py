@@ -25,6 +25,11 @@ SCRATCH = Path(os.environ.setdefault("COURSE_TEST_SCRATCH", tempfile.mkdtemp(pre
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Tests that import TensorFlow and tests that use torch.compile or torchao share a process:
+    # triton must be loaded before TensorFlow, or the process crashes (helpers.tflite explains).
+    from helpers.tflite import load_triton_before_tensorflow
+
+    load_triton_before_tensorflow()
     os.environ["COURSE_QUICK"] = "1"
     os.environ["COURSE_RESULTS_DIR"] = str(SCRATCH / "results")
     os.environ["COURSE_ARTIFACTS_DIR"] = str(SCRATCH / "artifacts")

@@ -228,8 +228,28 @@ def quiet() -> Iterator[None]:
                 os.close(fd)
 
 
+def load_triton_before_tensorflow() -> None:
+    """Import triton (PyTorch's compiler back end) now if TensorFlow is not loaded yet; lesson 09.
+
+    With these wheels, a process that loads TensorFlow first and then triton (which
+    ``torch.compile``, ``torch.export`` and torchao pull in) dies with a segmentation fault;
+    the other order works. Call this before TensorFlow is imported in a process that will use
+    both (the capstone, PyTorch -> LiteRT, the tests).
+    """
+    import importlib.util
+    import sys
+
+    if "tensorflow" not in sys.modules and importlib.util.find_spec("triton") is not None:
+        import triton  # noqa: F401
+
+
 def import_tensorflow(threads: int | None = None):
-    """Import TensorFlow without its start-up logs; optionally fix its thread count; lesson 09."""
+    """Import TensorFlow without its start-up logs; optionally fix its thread count; lesson 09.
+
+    Loads triton first (see :func:`load_triton_before_tensorflow`), so PyTorch's compiler
+    stack can still be used in the same process afterwards.
+    """
+    load_triton_before_tensorflow()
     with quiet():
         import tensorflow as tf
 

@@ -183,3 +183,14 @@ def test_layer_errors_figure_marks_rounding() -> None:
     assert fig.axes[0].get_legend() is not None and len(fig.axes[0].patches) == 2
     with pytest.raises(ValueError, match="at least one layer"):
         tflite_plot.layer_errors([], rounding_only=0.2887)
+
+
+def test_tensorflow_then_torch_compiler_stack_works_in_one_process():
+    import subprocess
+    import sys
+
+    code = ("from helpers.tflite import import_tensorflow; import_tensorflow(); "
+            "import torch._dynamo, torchao; print('both loaded')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0 and "both loaded" in result.stdout, result.stderr[-2000:]
