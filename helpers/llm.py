@@ -60,7 +60,8 @@ def load_smollm2(use_cache: bool = True, verbose: bool = True):
             source = "cache"
         else:
             gguf = smollm2_gguf_path()
-            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
+                                                         dtype=torch.float32)
             tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
             source = "the GGUF file (dequantized to fp32, now cached)" if use_cache else "the GGUF file"
             if use_cache:  # save_pretrained refuses GGUF-loaded models, so store the fp32 tensors

@@ -66,7 +66,7 @@ def e2m1_ties(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
 
 
 def mxfp4_differences(x: torch.Tensor, other: torch.Tensor, block: int = 32) -> tuple[int, int]:
-    """(values that differ from ``other``, how many of those are exact E2M1 ties) for MXFP4 of x; lesson 15."""
+    """(values that differ from ``other``, how many are exact E2M1 ties) for MXFP4 of x; lesson 15."""
     ours, scale = mxfp4(x, block, return_scales=True)
     differ = ours != other
     ties = e2m1_ties(_blocks(x.float(), block), scale[..., None]).reshape(x.shape)

@@ -46,7 +46,8 @@ def _llama_groups(model) -> list[InputGroup]:
 
 
 def _bert_groups(model) -> list[InputGroup]:
-    found = [(name, m) for name, m in model.named_modules() if hasattr(m, "encoder") and hasattr(m, "embeddings")]
+    found = [(name, m) for name, m in model.named_modules()
+             if hasattr(m, "encoder") and hasattr(m, "embeddings")]
     if not found:
         raise AttributeError("no BERT encoder inside")
     name, bert = found[0]
@@ -54,7 +55,8 @@ def _bert_groups(model) -> list[InputGroup]:
     groups = []
     for i in range(len(bert.encoder.layer)):
         p = f"{base}encoder.layer.{i}"
-        previous_norm = f"{base}encoder.layer.{i - 1}.output.LayerNorm" if i else f"{base}embeddings.LayerNorm"
+        previous_norm = (f"{base}encoder.layer.{i - 1}.output.LayerNorm" if i
+                         else f"{base}embeddings.LayerNorm")
         groups += [
             InputGroup(f"{p}.qkv", tuple(f"{p}.attention.self.{n}" for n in ("query", "key", "value")),
                        previous_norm),
@@ -131,7 +133,7 @@ class GroupStats:
 
     absmax: torch.Tensor           # max |x_j| per input channel
     abs_sum: torch.Tensor          # sum |x_j| per channel (mean = abs_sum / tokens)
-    xtx: torch.Tensor | None       # sum x x^T in float64 (GPTQ's Hessian up to 2 / tokens)
+    xtx: torch.Tensor | None       # sum x x^T (GPTQ's Hessian up to 2 / tokens)
     tokens: int = 0
     sample: list[torch.Tensor] = field(default_factory=list)
 
@@ -145,7 +147,7 @@ class GroupStats:
         """GPTQ's H = 2 X^T X / n of the layer-wise squared error."""
         if self.xtx is None:
             raise ValueError("collected without Hessians: pass hessians=True")
-        return 2.0 * self.xtx / max(self.tokens, 1)
+        return 2.0 * self.xtx.double() / max(self.tokens, 1)
 
     @property
     def x(self) -> torch.Tensor:
@@ -155,7 +157,8 @@ class GroupStats:
 
 @torch.no_grad()
 def calibration_stats(model, run: Callable[[], None], groups: list[InputGroup],
-                      hessians: bool | Collection[str] = True, sample_every: int = 8) -> dict[str, GroupStats]:
+                      hessians: bool | Collection[str] = True,
+                      sample_every: int = 8) -> dict[str, GroupStats]:
     """One pass of ``run()`` collecting each group's input statistics and a row sample; lesson 15.
 
     ``hessians``: True for every group, False for none, or the names of the groups that need X^T X.
@@ -172,12 +175,12 @@ def calibration_stats(model, run: Callable[[], None], groups: list[InputGroup],
             if s is None:
                 d = x.shape[1]
                 wanted = hessians if isinstance(hessians, bool) else group.name in hessians
-                xtx = torch.zeros(d, d, dtype=torch.float64) if wanted else None
+                xtx = torch.zeros(d, d) if wanted else None  # fp32, as GPTQ's reference code
                 s = stats[group.name] = GroupStats(torch.zeros(d), torch.zeros(d), xtx)
             s.absmax = torch.maximum(s.absmax, x.abs().amax(0))
             s.abs_sum += x.abs().sum(0)
             if s.xtx is not None:
-                s.xtx += (x.T @ x).double()  # fp32 product (fast), fp64 running sum
+                s.xtx += x.T @ x
             s.tokens += x.shape[0]
             s.sample.append(x[::sample_every].clone())
         return record
