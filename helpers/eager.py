@@ -202,6 +202,41 @@ def dequantize_at(weight: torch.Tensor, index: tuple[int, ...]) -> float:
     return (q - info["zero_point"][channel]) * info["scale"][channel]
 
 
+def bias_paths(qlinear: nn.Module, x_q: torch.Tensor) -> dict[str, int]:
+    """Which bias arithmetic reproduces a quantized Linear's int8 outputs; lesson 06.
+
+    Rebuilds the layer's outputs from its integer accumulators two ways: adding the float
+    bias to the dequantized accumulator before requantizing (what the x86/FBGEMM kernels do),
+    or adding the bias rounded to int32 at scale ``s_x * s_w`` (what QNNPACK and TFLite do),
+    and counts the outputs where each differs from the kernel's.
+    """
+    if not x_q.is_quantized or x_q.ndim != 2:
+        raise TypeError("x_q must be a quantized 2-D input, e.g. qmodel.quant(x.reshape(n, -1))")
+    weight, bias = qlinear.weight(), qlinear.bias()
+    if bias is None:
+        raise ValueError("this layer has no bias: both paths are the same")
+    with torch.inference_mode():
+        kernel = qlinear(x_q).int_repr().long()
+    scale_x, zero_x = x_q.q_scale(), x_q.q_zero_point()
+    if weight.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
+        scale_w = weight.q_per_channel_scales().float()
+    else:
+        scale_w = torch.full((weight.shape[0],), weight.q_scale())
+    acc = (x_q.int_repr().long() - zero_x) @ weight.int_repr().long().T
+    out_scale, out_zero = qlinear.scale, qlinear.zero_point
+
+    def requantize(y: torch.Tensor) -> torch.Tensor:
+        return torch.clamp(torch.round(y / out_scale) + out_zero, 0, 255).long()
+
+    multiplier = scale_x * scale_w
+    float_bias = requantize(acc.float() * multiplier + bias.float())
+    bias_int32 = torch.round(bias.double() / multiplier.double()).long()
+    int32_bias = requantize((acc + bias_int32).float() * multiplier)
+    return {"outputs": kernel.numel(),
+            "float_bias_mismatches": int((float_bias != kernel).sum()),
+            "int32_bias_mismatches": int((int32_bias != kernel).sum())}
+
+
 # The same SQNR as lesson 02's, on model outputs (tensors are accepted).
 sqnr_db = quant.sqnr_db
 
@@ -249,9 +284,50 @@ def tiny_conv_net(seed: int = 0) -> TinyConvNet:
     return net.eval()
 
 
+class SkipNet(nn.Module):
+    """A float conv net with two residual blocks written with a plain ``+`` (no stubs); lesson 06.
+
+    Eager mode cannot quantize it as it is: it has no QuantStub, and ``+`` on two quantized
+    tensors has no int8 kernel. Exercise 3 makes it quantizable.
+    """
+
+    def __init__(self, width: int = 8) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, width, 3, padding=1), nn.BatchNorm2d(width),
+                                  nn.ReLU(), nn.MaxPool2d(2))
+        self.block_a = self._block(width)
+        self.block_b = self._block(width)
+        self.pool = nn.MaxPool2d(2)
+        self.fc = nn.Linear(width * 7 * 7, 10)
+
+    @staticmethod
+    def _block(width: int) -> nn.Sequential:
+        return nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width),
+                             nn.ReLU(), nn.Conv2d(width, width, 3, padding=1),
+                             nn.BatchNorm2d(width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        x = torch.relu(self.block_a(x) + x)
+        x = torch.relu(self.block_b(x) + x)
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+def skip_net(seed: int = 0) -> SkipNet:
+    """A SkipNet with fixed weights and non-trivial batch-norm statistics, eval mode; lesson 06."""
+    torch.manual_seed(seed)
+    net = SkipNet()
+    for bn in (m for m in net.modules() if isinstance(m, nn.BatchNorm2d)):
+        bn.running_mean.uniform_(-0.3, 0.3)
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.data.uniform_(0.5, 1.5)
+        bn.bias.data.uniform_(-0.2, 0.2)
+    return net.eval()
+
+
 def benchmark(model: nn.Module, test: data.Split, threads: int = 1, repeats: int = 30,
               big_batch: int = 64, big_repeats: int = 10, max_seconds: float = 20.0) -> dict:
-    """Accuracy, state_dict bytes and latency at batch 1 and ``big_batch``; lesson 06.
+    """Accuracy (and the test predictions), state_dict bytes, latency at batch 1 and ``big_batch``; lesson 06.
 
     Run it with the engine the model was converted for selected (env.select_engine).
     """
@@ -262,11 +338,13 @@ def benchmark(model: nn.Module, test: data.Split, threads: int = 1, repeats: int
     x_all = data.torch_tensors(test.take(big_batch))[0]
     one, big = x_all[:1], x_all
     model.eval()
+    x_test, y_test = data.torch_tensors(test)
     with torch.inference_mode():
         timing = measure.latency(lambda: model(one), threads=threads, repeats=repeats,
                                  max_seconds=max_seconds)
         timing_big = measure.latency(lambda: model(big), threads=threads, repeats=big_repeats,
                                      max_seconds=max_seconds)
-    return {"accuracy": measure.torch_accuracy(model, test),
+        pred = torch.cat([model(x_test[i : i + 1000]).argmax(1) for i in range(0, len(x_test), 1000)])
+    return {"accuracy": float((pred == y_test).float().mean()), "pred": pred,
             "size_bytes": measure.torch_size_bytes(model),
             "timing": timing, "timing_big": timing_big, "big_batch": big_batch}

@@ -161,6 +161,9 @@ def test_benchmark_returns_measurements_and_rejects_tiny_test_split() -> None:
     result = eager.benchmark(fixed_mlp(), small_split(16), repeats=2, big_batch=8, big_repeats=1)
     assert 0 <= result["accuracy"] <= 1 and result["size_bytes"] > 0
     assert isinstance(result["timing"], measure.Timing) and result["timing"].threads == 1
+    split = small_split(16)
+    assert result["pred"].shape == (16,)
+    assert result["accuracy"] == pytest.approx(float((result["pred"].numpy() == split.y).mean()))
     with pytest.raises(ValueError, match="fewer than big_batch"):
         eager.benchmark(fixed_mlp(), small_split(4), big_batch=8)
 
@@ -178,3 +181,28 @@ def test_plots_return_figures_and_reject_empty_input() -> None:
         eager_plot.input_quantization({})
     with pytest.raises(ValueError, match="at least one"):
         eager_plot.latency_bars({})
+
+
+def test_skip_net_cannot_run_in_int8_as_written_but_its_float_function_is_fixed() -> None:
+    net = eager.skip_net()
+    x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        assert net(x).shape == (3, 10)
+        assert torch.equal(net(x), eager.skip_net()(x))
+    assert not any(isinstance(m, tq.QuantStub) for m in net.modules())
+    running = [m.running_mean for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert all(r.abs().sum() > 0 for r in running)
+
+
+@pytest.mark.skipif("x86" not in torch.backends.quantized.supported_engines,
+                    reason="x86 engine not in this build")
+def test_bias_paths_float_bias_reproduces_the_x86_kernel() -> None:
+    env.select_engine("x86")
+    int8 = eager.quantize_static(fixed_mlp(), "x86", small_split(64), batches=2)
+    x_q = int8.quant(data.torch_tensors(small_split(64, seed=3))[0].reshape(64, -1))
+    paths = eager.bias_paths(int8.fc1, x_q)
+    assert paths["outputs"] == 64 * 16
+    assert paths["float_bias_mismatches"] == 0
+    assert paths["int32_bias_mismatches"] >= 0
+    with pytest.raises(TypeError, match="quantized 2-D input"):
+        eager.bias_paths(int8.fc1, torch.zeros(2, 784))

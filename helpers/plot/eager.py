@@ -40,11 +40,12 @@ def input_quantization(panels: Mapping[str, object], title: str = "what the Quan
 
 
 def calibration_curve(curves: Mapping[str, Sequence[dict]], float_accuracy: float,
-                      tolerance: float = 0.003, title: str = ""):
+                      tolerance: float = 0.003, title: str = "", split: str = "val"):
     """Accuracy and logit SQNR against the number of calibration images; lesson 06.
 
     Each curve is a list of {"images": n, "accuracy": a, "sqnr_db": s} (``sqnr_db`` optional);
-    the float model is a dashed line with a band of +/- ``tolerance`` (the course target).
+    the float model is a dashed line with a band of +/- ``tolerance`` (the course target);
+    ``split`` names the images the points were measured on.
     """
     if not curves or not any(curves.values()):
         raise ValueError("calibration_curve() needs at least one non-empty curve")
@@ -61,8 +62,8 @@ def calibration_curve(curves: Mapping[str, Sequence[dict]], float_accuracy: floa
         if with_sqnr:
             axes[0][1].plot([p["images"] for p in points], [p["sqnr_db"] for p in points], "o-",
                             label=label)
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title("test accuracy")
+    ax.set_ylabel(f"{split} accuracy (%)")
+    ax.set_title(f"accuracy on the {split} images")
     if with_sqnr:
         axes[0][1].set_ylabel("logit SQNR vs fp32 (dB, higher = closer)")
         axes[0][1].set_title("how close the int8 logits are to fp32")
