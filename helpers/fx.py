@@ -1,4 +1,4 @@
-"""FX graph-mode post-training static quantization, and the PT2E flow that replaces it.
+"""FX graph-mode post-training static quantization (deprecated, kept for existing code).
 
 Introduced in lesson 07 (pytorch_static_fx). FX traces a model's ``forward`` into a graph, so
 it can insert observers, fuse conv-bn-relu and quantize a functional ``+`` on its own: no
@@ -9,15 +9,17 @@ QuantStub or FloatFunctional edits as in eager mode (lesson 06). The pieces here
 * :func:`save_int8` / :func:`load_int8`: the safe way to store an int8 model (state_dict,
   then prepare+convert a fresh float model and ``load_state_dict``);
 * :func:`sqnr_db`, :func:`layer_sensitivity`: which layer loses most when quantized;
-* :func:`state_dict_breakdown`: where the bytes of a quantized checkpoint go;
-* :func:`pt2e_quantize`: ``torch.export`` + torchao's ``prepare_pt2e``/``convert_pt2e``.
+* :func:`state_dict_breakdown`: where the bytes of a quantized checkpoint go.
+
+This flow is deprecated (``torch.ao.quantization`` is being removed); its successor, PT2E,
+is in :mod:`helpers.pt2e`, and :mod:`helpers.migration` maps each call to its replacement.
 """
 
 from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -190,6 +192,30 @@ def layer_sensitivity(model: nn.Module, calib: torch.Tensor, evaluation: data.Sp
     return rows
 
 
+def compare_observers(model: nn.Module, example_inputs, calib: data.Split, evaluation: data.Split,
+                      observers: Sequence[str] = ("minmax", "histogram"), batches: int = 10
+                      ) -> list[dict]:
+    """Quantize with each activation observer; logit SQNR and accuracy on ``evaluation``; lesson 07.
+
+    Choosing the observer is a choice, so ``evaluation`` must be the validation split (the
+    test split is refused). Rows are sorted best first (highest SQNR).
+    """
+    data.require_selection_split(evaluation, "compare_observers (choosing an observer)")
+    x_eval, y_eval = data.torch_tensors(evaluation)
+    with torch.no_grad():
+        reference = model.eval()(x_eval)
+    rows = []
+    for observer in observers:
+        quantized = quantize(model, qconfig_mapping(activation=observer), example_inputs, calib,
+                             batches=batches)
+        with torch.no_grad():
+            out = quantized(x_eval)
+        rows.append({"observer": observer, "sqnr_db": sqnr_db(reference, out),
+                     "accuracy": float((out.argmax(1) == y_eval).float().mean()),
+                     "selected_on": evaluation.role, "model": quantized})
+    return sorted(rows, key=lambda r: -r["sqnr_db"])
+
+
 def most_sensitive(rows: Sequence[dict]) -> str:
     """The layer whose quantization alone gives the lowest output SQNR; lesson 07."""
     if not rows:
@@ -223,32 +249,3 @@ def state_dict_breakdown(state: dict) -> dict[str, int]:
         else:
             kinds["other"] += value.numel() * value.element_size()
     return kinds
-
-
-def pt2e_quantize(model: nn.Module, example_inputs,
-                  calibrate: Callable[[nn.Module], object]) -> nn.Module:
-    """``torch.export`` + torchao ``prepare_pt2e``/``convert_pt2e`` with X86InductorQuantizer; lesson 07.
-
-    Returns the converted (reference, quantize-dequantize) graph; ``torch.compile`` lowers it
-    to fused int8 kernels. ``calibrate(prepared)`` runs the calibration data.
-    """
-    from torchao.quantization.pt2e import allow_exported_model_train_eval
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-    from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as xiq
-
-    inputs = _as_tuple(example_inputs)
-    # export specializes every size it sees, and a batch of exactly 1 is always specialized:
-    # trace with a batch of 2 and mark dim 0 dynamic, so calibration batches of any size run.
-    inputs = tuple(torch.cat([t, t]) if t.shape[0] == 1 else t for t in inputs)
-    batch_dynamic = tuple({0: torch.export.Dim.AUTO} for _ in inputs)
-    exported = torch.export.export(copy.deepcopy(model).eval(), inputs,
-                                   dynamic_shapes=batch_dynamic).module()
-    quantizer = xiq.X86InductorQuantizer().set_global(
-        xiq.get_default_x86_inductor_quantization_config())
-    prepared = prepare_pt2e(exported, quantizer)
-    # Exported graphs refuse .eval(); this lets helpers that call it (calibrate, accuracy) work.
-    allow_exported_model_train_eval(prepared)
-    calibrate(prepared)
-    converted = convert_pt2e(prepared)
-    allow_exported_model_train_eval(converted)
-    return converted

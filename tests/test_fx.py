@@ -128,3 +128,33 @@ def test_state_dict_breakdown_counts_int8_and_float(model, calib) -> None:
     assert kinds["per-channel scales and zero points"] == 16 * (4 + 8 + 8 + 8 + 10)
     assert fx.state_dict_breakdown({"a": torch.zeros(2), "b": 3}) == {
         "int8 values": 0, "per-channel scales and zero points": 0, "float values": 8, "other": 0}
+
+
+def test_compare_observers_sorts_by_sqnr_and_refuses_test(model, calib) -> None:
+    images = calib[:, 0].numpy() * data.MNIST_STD + data.MNIST_MEAN
+    val = data.Split(images, np.zeros(len(images), dtype=np.int64), "val")
+    rows = fx.compare_observers(model, calib[:1], val, val, batches=1)
+    assert [r["observer"] for r in rows] != [] and {r["observer"] for r in rows} == {
+        "minmax", "histogram"}
+    assert rows[0]["sqnr_db"] >= rows[1]["sqnr_db"]
+    assert all(r["selected_on"] == "val" for r in rows)
+    with pytest.raises(data.SelectionOnTestError):
+        fx.compare_observers(model, calib[:1], val, data.Split(images, val.y, "test"))
+
+
+def test_fx_plots_return_figures_and_reject_empty_input() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from helpers.plot import fx as fx_plot
+
+    counts = {"exported": {"conv2d": 4, "batch_norm": 4},
+              "converted": {"conv2d": 4, "quantize_per_tensor": 7}}
+    assert fx_plot.graph_stages(counts) is not None
+    assert fx_plot.sensitivity([{"layer": "fc", "sqnr_db": 30.0}]) is not None
+    assert fx_plot.fp32_vs_int8({"1 thread": {"fp32": 2.0, "int8": 1.0}},
+                                {"fp32": 4, "int8": 1}) is not None
+    with pytest.raises(ValueError, match="graph_stages"):
+        fx_plot.graph_stages({})
+    with pytest.raises(ValueError, match="no sensitivity rows"):
+        fx_plot.sensitivity([])

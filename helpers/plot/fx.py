@@ -64,3 +64,29 @@ def sensitivity(rows: Sequence[dict], title: str = "Quantizing one layer at a ti
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def graph_stages(counts: dict[str, dict[str, int]], title: str = "What each PT2E stage does to the graph"):
+    """Operator counts of a graph after each stage (export, prepare, convert), side by side; lesson 07.
+
+    ``counts`` maps a stage name to ``pt2e.op_counts(graph)``; one group of bars per operator.
+    """
+    if not counts or not any(counts.values()):
+        raise ValueError("graph_stages() needs {stage: {operator: count}} for at least one stage")
+    ops = sorted({op for c in counts.values() for op in c},
+                 key=lambda op: -max(c.get(op, 0) for c in counts.values()))
+    positions = np.arange(len(ops))
+    width = 0.8 / len(counts)
+    fig, ax = plt.subplots(figsize=(max(7.5, 0.75 * len(ops) + 2), 4.0))
+    for i, (stage, c) in enumerate(counts.items()):
+        values = [c.get(op, 0) for op in ops]
+        bars = ax.bar(positions + (i - (len(counts) - 1) / 2) * width, values, width=width,
+                      label=stage)
+        ax.bar_label(bars, labels=[str(v) if v else "" for v in values], fontsize=7)
+    ax.set_xticks(positions, ops, rotation=35, ha="right")
+    ax.set_ylabel("calls in the graph")
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
