@@ -1,312 +1,300 @@
-"""Every quantization method of the course on one task, measured the same way; lesson 13.
+"""Every quantization method of the course on one network, in both frameworks, measured alike; lesson 13.
 
-The capstone builds each method's model from the shared pretrained models (PyTorch
-``small_cnn``, Keras CNN), measures accuracy, size and latency with one thread count, at
-batch 1 (one request) and at :data:`BIG_BATCH` (a server that batches requests), and answers
-"which method for which situation" from the measured table.
-The few ``torch.ao.quantization`` calls are written out here so the capstone does not depend
-on the per-lesson helpers.
+One depthwise-separable network is trained in PyTorch; every PyTorch method starts from it
+(:mod:`helpers.capstone_torch`) and every TFLite method from its Keras twin with the same
+weights (:mod:`helpers.twin`). :func:`measure` gives each method's row: accuracy on the val and
+test splits with paired intervals against the float model, the deployable file's bytes,
+whether the file is integer-only (read from it), and the latency at batch 1 and batch 64 on
+one thread, inputs prepared before the clock starts. :mod:`helpers.decision` turns the table
+into a guide.
 """
 
 from __future__ import annotations
 
-import copy
+import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from helpers import data, measure
+from helpers import data, decision, measure, paths, stats
 
-# What each method needs besides the trained model, whether the result runs integer-only
-# (int8 input and output: microcontrollers, Edge TPU, NPUs), and the work it takes (1-3).
+BIG_BATCH = 64  # the batched latency, ``latency_ms_batch64``
+EVAL_BATCH = 64
+
+
+@dataclass(frozen=True)
+class Method:
+    """What a method is: its runtime, what it needs besides the weights, whether it quantizes."""
+
+    framework: str  # "pytorch" or "tflite" (every LiteRT file)
+    label: str
+    needs: str  # "nothing", "calibration" or "training"
+    quantized: bool
+
+
 METHODS = {
-    "pytorch-fp32": ("pytorch", "nothing", False, 0, "the float baseline"),
-    "pytorch-dynamic": ("pytorch", "nothing", False, 1, "quantize_dynamic on Linear layers"),
-    "pytorch-static-eager": ("pytorch", "calibration", False, 2,
-                             "stubs, fusion, prepare, calibrate, convert"),
-    "pytorch-static-fx": ("pytorch", "calibration", False, 2,
-                          "prepare_fx / convert_fx on a traceable model"),
-    "pytorch-qat": ("pytorch", "training", False, 3, "prepare_qat, fine-tune, convert"),
-    "tflite-fp32": ("tflite", "nothing", False, 0, "the float baseline"),
-    "tflite-dynamic": ("tflite", "nothing", False, 1, "Optimize.DEFAULT only"),
-    "tflite-int8": ("tflite", "calibration", True, 2, "representative dataset, int8 ops, uint8 I/O"),
-    "tflite-float16": ("tflite", "nothing", False, 1, "float16 weights"),
-    "tflite-16x8": ("tflite", "calibration", False, 2, "int16 activations, int8 weights"),
-    "keras-qat-int8": ("tflite", "training", True, 3, "tfmot quantize_model, fine-tune, convert"),
+    "pytorch-fp32": Method("pytorch", "eager float, as trained", "nothing", False),
+    "pytorch-fp32-fused": Method("pytorch", "eager float, BN folded", "nothing", False),
+    "pytorch-fp32-compiled": Method("pytorch", "float, BN folded, torch.compile", "nothing", False),
+    "pytorch-dynamic": Method("pytorch", "quantize_dynamic (Linear)", "nothing", True),
+    "pytorch-static-eager": Method("pytorch", "eager static int8", "calibration", True),
+    "pytorch-static-fx": Method("pytorch", "FX static int8", "calibration", True),
+    "pytorch-pt2e": Method("pytorch", "PT2E + X86InductorQuantizer", "calibration", True),
+    "pytorch-qat": Method("pytorch", "eager QAT int8", "training", True),
+    "tflite-fp32": Method("tflite", "Keras twin, float", "nothing", False),
+    "tflite-dynamic": Method("tflite", "dynamic range", "nothing", True),
+    "tflite-int8": Method("tflite", "full integer, uint8 I/O", "calibration", True),
+    "tflite-int8-int8io": Method("tflite", "full integer, int8 I/O", "calibration", True),
+    "tflite-float16": Method("tflite", "float16 weights", "nothing", True),
+    "tflite-16x8": Method("tflite", "int16 activations, int8 weights", "calibration", True),
+    "keras-qat-int8": Method("tflite", "tfmot QAT, uint8 I/O", "training", True),
+    "litert-torch-fp32": Method("tflite", "PyTorch -> LiteRT, float", "nothing", False),
+    "litert-torch-int8": Method("tflite", "PyTorch -> LiteRT, PT2E int8", "calibration", True),
 }
-FLOAT_OF = {"pytorch": "pytorch-fp32", "tflite": "tflite-fp32"}
-BIG_BATCH = 64  # images per call for the batched latency, ``latency_ms_batch64``
 TFLITE_MODES = {"tflite-fp32": "fp32", "tflite-dynamic": "dynamic", "tflite-int8": "int8",
-                "tflite-float16": "float16", "tflite-16x8": "16x8"}
+                "tflite-int8-int8io": "int8-int8io", "tflite-float16": "float16",
+                "tflite-16x8": "16x8"}
 
 
 @dataclass
-class Built:
-    """One method's runnable model: a torch module or TFLite bytes."""
+class Candidate:
+    """One method's model: a torch module (with its deployable file) or LiteRT bytes."""
 
     name: str
     model: object
+    artifact: bytes | None = None  # PyTorch: the deployable file
+    artifact_kind: str = "LiteRT file"
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.name not in METHODS:
+            raise KeyError(f"unknown method {self.name!r}; known: {list(METHODS)}")
+        if isinstance(self.model, (bytes, bytearray)):
+            self.artifact = bytes(self.model)
 
     @property
-    def framework(self) -> str:
-        return METHODS[self.name][0]
+    def method(self) -> Method:
+        return METHODS[self.name]
 
 
-def build_pytorch(calib: data.Split, train: data.Split, qat_epochs: int = 1,
-                  qat_images: int | None = None, engine: str | None = None) -> list[Built]:
-    """The five PyTorch methods from ``training.pretrained("small_cnn")``; lesson 13."""
-    _refuse_triton_after_tensorflow()
-    import torch
-    import torch.ao.quantization as tq
-    from torch.ao.quantization import quantize_fx
-
-    from helpers import env, models, ptq, training
-
-    engine = env.select_engine(engine)
-    float_model = training.pretrained("small_cnn").eval()
-    built = [Built("pytorch-fp32", float_model)]
-    built.append(Built("pytorch-dynamic", tq.quantize_dynamic(
-        copy.deepcopy(float_model), {torch.nn.Linear}, dtype=torch.qint8)))
-    # Eager static: fuse conv-bn-relu, observe on calibration data, then convert.
-    eager = copy.deepcopy(float_model).eval()
-    eager = tq.fuse_modules(eager, eager.fusion_groups())
-    eager.qconfig = tq.get_default_qconfig(engine)
-    prepared = tq.prepare(eager)
-    ptq.calibrate(prepared, calib)
-    built.append(Built("pytorch-static-eager", tq.convert(prepared)))
-    # FX: the same weights in the stub-free variant, so only the workflow differs.
-    traceable = models.SmallCNN(eager=False)
-    traceable.load_state_dict(float_model.state_dict())
-    example = (data.torch_tensors(calib.take(1))[0],)
-    prepared = quantize_fx.prepare_fx(traceable.eval(), tq.get_default_qconfig_mapping(engine),
-                                      example)
-    ptq.calibrate(prepared, calib)
-    built.append(Built("pytorch-static-fx", quantize_fx.convert_fx(prepared)))
-    # QAT: fused modules with fake quantization, fine-tuned at a small learning rate.
-    qat = copy.deepcopy(float_model).train()
-    qat = tq.fuse_modules_qat(qat, qat.fusion_groups())
-    qat.qconfig = tq.get_default_qat_qconfig(engine)
-    qat = tq.prepare_qat(qat)
-    training.train_epochs(qat, train.take(qat_images), epochs=qat_epochs, lr=1e-4,
-                          desc="PyTorch QAT")
-    built.append(Built("pytorch-qat", tq.convert(qat.eval())))
-    return built
+def weights_digest(model) -> str:
+    """A short hash of a PyTorch state dict: the cache key of everything built from it; lesson 13."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
-def _refuse_triton_after_tensorflow() -> None:
-    """FX tracing imports Triton; loaded after TensorFlow, Triton kills the process (segfault)."""
-    import importlib.util
-    import sys
+def file_key(net, *settings) -> str:
+    """The cache key of a file converted from ``net``: its weights, the settings, the versions."""
+    import importlib.metadata
 
-    if ("tensorflow" in sys.modules and "triton" not in sys.modules
-            and importlib.util.find_spec("triton") is not None):
-        raise RuntimeError(
-            "build the PyTorch models before anything imports tensorflow: prepare_fx loads "
-            "Triton, which crashes a process that has already loaded TensorFlow. Restart the "
-            "kernel and run the cells in order (or `import triton` before tensorflow)."
-        )
+    versions = [importlib.metadata.version(p) for p in
+                ("torch", "torchao", "tensorflow", "ai-edge-litert", "litert-torch")]
+    return "|".join(map(str, (weights_digest(net), *settings, *versions)))
 
 
-def build_tflite(calib_images: np.ndarray, keras_model=None) -> list[Built]:
-    """The four TFLite conversions (and fp32) of ``training.keras_pretrained()``; lesson 13."""
-    import contextlib
-    import io
+def cached_file(key: str, build: Callable[[], bytes], reuse: bool = True) -> bytes:
+    """Bytes from ``data/cache`` by ``key``, or built (and stored) now; lesson 13.
 
-    from helpers import tflite, training
-
-    keras_model = keras_model or training.keras_pretrained()
-    built = []
-    for name, mode in TFLITE_MODES.items():
-        with contextlib.redirect_stdout(io.StringIO()):  # converter chatter
-            built.append(Built(name, tflite.convert_keras(keras_model, mode, calib_images)))
-    return built
-
-
-def measure_one(item: Built, test: data.Split, threads: int = 1, repeats: int = 100,
-                max_seconds: float | None = 10.0, big_repeats: int = 20) -> dict:
-    """Accuracy, size, and latency at batch 1 and at BIG_BATCH, with ``threads`` threads; lesson 13.
-
-    Inputs are prepared before timing (normalised tensors, quantized arrays), so only the
-    model is timed.
+    ``reuse=False`` always builds, and refreshes the cache: full mode converts every file live,
+    quick mode may reuse the files a full run made from the same weights and settings.
     """
+    path = paths.cache_dir() / f"capstone-{hashlib.sha256(key.encode()).hexdigest()[:16]}.bin"
+    if reuse and path.exists() and path.stat().st_size > 0:
+        return path.read_bytes()
+    content = build()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(content)
+    tmp.replace(path)
+    return content
+
+
+def _padded_batches(n: int, batch: int) -> list[tuple[int, int]]:
+    return [(start, min(start + batch, n)) for start in range(0, n, batch)]
+
+
+def torch_predict(model, x, batch: int = EVAL_BATCH, threads: int = 1) -> np.ndarray:
+    """Logits in fixed-size batches (the last one padded: a compiled model compiles once)."""
     import torch
 
+    out = []
+    with measure.torch_threads(threads), torch.inference_mode():
+        for start, stop in _padded_batches(len(x), batch):
+            chunk = x[start:stop]
+            if len(chunk) < batch:
+                chunk = torch.cat([chunk, chunk.new_zeros((batch - len(chunk), *chunk.shape[1:]))])
+            out.append(model(chunk)[: stop - start].float().numpy())
+    return np.concatenate(out)
+
+
+def lite_predict(model: bytes, images: np.ndarray, workers: int = 2,
+                 batch: int = EVAL_BATCH) -> np.ndarray:
+    """Float logits of a LiteRT file for raw images, in ``workers`` interpreters at once; lesson 13.
+
+    The interpreter releases the GIL while it runs, so two Python threads use two cores.
+    """
     from helpers import tflite
 
-    if item.name not in METHODS:
-        raise KeyError(f"unknown method {item.name!r}; known: {list(METHODS)}")
-    if len(test) < BIG_BATCH:
-        raise ValueError(f"the test split has {len(test)} images; the batched latency needs "
-                         f"at least BIG_BATCH={BIG_BATCH}")
-    framework, needs, integer_only, effort, how = METHODS[item.name]
-    if framework == "pytorch":
-        accuracy = measure.torch_accuracy(item.model, test)
-        size = measure.torch_size_bytes(item.model)
-        images = data.torch_tensors(test.take(BIG_BATCH))[0]
+    nchw = None
+    spans = _padded_batches(len(images), batch)
+    parts = np.array_split(np.arange(len(spans)), workers)
 
-        def run(batch: int) -> Callable[[], object]:
-            x = images[:batch]
+    def run(indices: np.ndarray) -> list[np.ndarray]:
+        nonlocal nchw
+        lite = tflite.LiteModel(model, num_threads=1)
+        nchw = tuple(lite.input_detail["shape"][1:]) == (1, 28, 28)
+        lite.set_batch(batch)
+        results = []
+        for i in indices:
+            start, stop = spans[i]
+            chunk = images[start:stop]
+            chunk = np.concatenate([chunk, np.zeros((batch - len(chunk), *chunk.shape[1:]),
+                                                    chunk.dtype)]) if len(chunk) < batch else chunk
+            chunk = chunk[:, None] if nchw else chunk
+            raw = lite.invoke(lite.quantize_input(chunk))
+            results.append(lite.dequantize_output(raw)[: stop - start])
+        return results
 
-            def call() -> object:
-                with torch.inference_mode():
-                    return item.model(x)
-            return call
-    else:
-        lite = tflite.LiteModel(item.model, num_threads=threads)
-        accuracy = measure.tflite_accuracy(lite, test)
-        size = measure.tflite_size_bytes(item.model)
-        images = lite.quantize_input(data.keras_arrays(test.take(BIG_BATCH))[0])
-
-        def run(batch: int) -> Callable[[], object]:
-            lite.set_batch(batch)  # the interpreter holds one input shape at a time
-            x = images[:batch]
-            return lambda: lite.invoke(x)
-    timing = measure.latency(run(1), threads=threads, repeats=repeats, max_seconds=max_seconds)
-    timing_big = measure.latency(run(BIG_BATCH), threads=threads, warmup=2, repeats=big_repeats,
-                                 max_seconds=max_seconds)
-    return {"name": item.name, "framework": framework, "accuracy": accuracy, "size_bytes": size,
-            "latency_ms": timing.median_ms, "latency_spread_ms": timing.spread_ms,
-            "latency_ms_batch64": timing_big.median_ms,
-            "latency_spread_ms_batch64": timing_big.spread_ms,
-            "threads": threads, "batch": 1, "needs": needs, "integer_only": integer_only,
-            "effort": effort, "how": how, "timing": timing, "timing_batch64": timing_big}
+    with ThreadPoolExecutor(workers) as pool:
+        pieces = list(pool.map(run, [p for p in parts if len(p)]))
+    return np.concatenate([piece for part in pieces for piece in part])
 
 
-def with_baselines(rows: list[dict]) -> list[dict]:
-    """Add each row's ratios to its framework's float model (size x, speed-ups x, accuracy points)."""
+def logits(candidate: Candidate, split: data.Split, workers: int = 2) -> np.ndarray:
+    """A method's logits on a split (standardized tensors for PyTorch, raw pixels for LiteRT).
+
+    PyTorch runs on one thread: two OpenMP threads spin-wait for each other, and on a busy
+    2-core machine that made inference 20x slower here. LiteRT interpreters do not spin, so
+    ``workers`` of them run side by side.
+    """
+    if candidate.method.framework == "pytorch":
+        return torch_predict(candidate.model, data.torch_tensors(split)[0])
+    return lite_predict(candidate.model, data.keras_arrays(split)[0], workers=workers)
+
+
+def timed_call(candidate: Candidate, split: data.Split, batch: int,
+               threads: int = 1) -> Callable[[], object]:
+    """A no-argument call running one batch, its input prepared now (outside the clock)."""
+    if candidate.method.framework == "pytorch":
+        import torch
+
+        x = data.torch_tensors(split.take(batch))[0].clone()
+
+        def call() -> object:
+            with torch.inference_mode():
+                return candidate.model(x)
+        return call
+    from helpers import tflite
+
+    lite = tflite.LiteModel(candidate.model, num_threads=threads)
+    images = data.keras_arrays(split.take(batch))[0]
+    if tuple(lite.input_detail["shape"][1:]) == (1, 28, 28):
+        images = images[:, None]
+    x = lite.quantize_input(images)
+    lite.set_batch(batch)
+    return lambda: lite.invoke(x)
+
+
+def integer_only(candidate: Candidate, example_split: data.Split) -> decision.IntegerOnly:
+    """Read from the model: the LiteRT file's tensors, or the PyTorch model's I/O; lesson 13."""
+    if candidate.method.framework == "tflite":
+        return decision.tflite_integer_only(candidate.model)
+    return decision.torch_integer_only(candidate.model, data.torch_tensors(example_split.take(1))[0])
+
+
+def measure_one(candidate: Candidate, val: data.Split, test: data.Split,
+                reference: dict[str, np.ndarray], repeats: int = 100, big_repeats: int = 20,
+                max_seconds: float = 10.0, threads: int = 1) -> dict:
+    """One row of the table; ``reference`` holds the float model's val and test predictions."""
+    data.require_selection_split(val, "the decision guide's accuracy budget")
+    row = {"name": candidate.name, "framework": candidate.method.framework,
+           "method": candidate.method.label, "needs": candidate.method.needs,
+           "quantized": candidate.method.quantized, **candidate.extra}
+    for prefix, split in (("val_", val), ("", test)):
+        predictions = logits(candidate, split).argmax(1)
+        paired = stats.compare_predictions(split.y, reference[split.role], predictions)
+        record = paired.as_record()
+        if prefix:
+            record = {k: record[k] for k in ("accuracy", "delta_points", "delta_ci95")}
+        row.update({prefix + k: v for k, v in record.items()})
+        row[prefix + "verdict"] = paired.verdict(candidate.name)
+        row[prefix + "predictions"] = predictions
+    found = integer_only(candidate, test)
+    row.update(integer_only=found.integer_only, integer_only_reasons=list(found.reasons))
+    row.update(size_bytes=len(candidate.artifact), size_kind=candidate.artifact_kind)
+    if candidate.method.framework == "pytorch":
+        from helpers import capstone_torch
+
+        row["state_dict_bytes"] = capstone_torch.state_dict_bytes(candidate.model)
+    one = measure.latency(timed_call(candidate, test, 1, threads), threads=threads,
+                          repeats=repeats, max_seconds=max_seconds)
+    big = measure.latency(timed_call(candidate, test, BIG_BATCH, threads), threads=threads,
+                          warmup=2, repeats=big_repeats, max_seconds=max_seconds)
+    row.update(latency_ms=one.median_ms, latency_spread_ms=one.spread_ms,
+               latency_p10_ms=one.p10_ms, latency_p90_ms=one.p90_ms,
+               latency_ms_batch64=big.median_ms, latency_spread_ms_batch64=big.spread_ms,
+               threads=threads, timing=one, timing_batch64=big)
+    return row
+
+
+def with_speedups(rows: list[dict]) -> list[dict]:
+    """Speed-ups against the plain float and the best float of the same runtime; lesson 13.
+
+    PyTorch's plain float is the eager model as trained; its best is the fastest of the
+    float rows (BN folded, compiled where compiled). LiteRT's is the fastest float file.
+    ``baseline`` names the best float at batch 1, the row the phone rule compares against.
+    """
+    plain = {"pytorch": "pytorch-fp32", "tflite": "tflite-fp32"}
     by_name = {r["name"]: r for r in rows}
-    missing = {FLOAT_OF[r["framework"]] for r in rows} - set(by_name)
+    missing = set(plain.values()) - set(by_name)
     if missing:
-        raise ValueError(f"the table needs the float baselines {sorted(missing)} to compare with")
+        raise ValueError(f"the table needs the float rows {sorted(missing)} to compare with")
     out = []
     for row in rows:
-        base = by_name[FLOAT_OF[row["framework"]]]
-        ratios = {"size_x": base["size_bytes"] / row["size_bytes"],
-                  "speedup_x": base["latency_ms"] / row["latency_ms"],
-                  "accuracy_change_points": -measure.points_below(base["accuracy"],
-                                                                  row["accuracy"])}
-        if "latency_ms_batch64" in row and "latency_ms_batch64" in base:
-            ratios["speedup_batch64_x"] = base["latency_ms_batch64"] / row["latency_ms_batch64"]
-        out.append({**row, **ratios})
+        floats = [r for r in rows if r["framework"] == row["framework"] and not r["quantized"]]
+        best1 = min(floats, key=lambda r: r["latency_ms"])
+        best64 = min(floats, key=lambda r: r["latency_ms_batch64"])
+        base = by_name[plain[row["framework"]]]
+        out.append({**row, "baseline": best1["name"], "baseline_batch64": best64["name"],
+                    "speedup_vs_plain": base["latency_ms"] / row["latency_ms"],
+                    "speedup_vs_best": best1["latency_ms"] / row["latency_ms"],
+                    "speedup64_vs_plain": base["latency_ms_batch64"] / row["latency_ms_batch64"],
+                    "speedup64_vs_best": best64["latency_ms_batch64"] / row["latency_ms_batch64"]})
     return out
 
 
-def meets(rows: list[dict], max_drop_points: float | None = None,
-          max_size_bytes: float | None = None, max_latency_ms: float | None = None,
-          framework: str | None = None, needs: set[str] | None = None,
-          integer_only: bool | None = None) -> set[str]:
-    """Names of the methods that satisfy every given constraint; lesson 13."""
-    rows = with_baselines(rows)
-    chosen = set()
-    for row in rows:
-        if max_drop_points is not None and -row["accuracy_change_points"] > max_drop_points:
-            continue
-        if max_size_bytes is not None and row["size_bytes"] > max_size_bytes:
-            continue
-        if max_latency_ms is not None and row["latency_ms"] > max_latency_ms:
-            continue
-        if framework is not None and row["framework"] != framework:
-            continue
-        if needs is not None and row["needs"] not in needs:
-            continue
-        if integer_only is not None and row["integer_only"] != integer_only:
-            continue
-        chosen.add(row["name"])
-    return chosen
-
-
-def best(rows: list[dict], names: set[str], key: str, tolerance: float = 0.0) -> set[str]:
-    """Among ``names``, those within ``tolerance`` (a fraction) of the lowest ``key``; lesson 13.
-
-    A tolerance makes latency choices honest: two methods 3 % apart are a tie on a noisy CPU.
-    """
-    if not names:
-        return set()
-    values = {r["name"]: r[key] for r in rows if r["name"] in names}
-    lowest = min(values.values())
-    return {name for name, value in values.items() if value <= lowest * (1 + tolerance)}
-
-
 def table(rows: list[dict]) -> str:
-    """The measured table as aligned text, one line per method; lesson 13."""
-    rows = with_baselines(rows)
-    batched = all("speedup_batch64_x" in r for r in rows)
-    head = (f"{'method':<21}{'accuracy':>9}{'Δ pts':>7}{'size KB':>9}{'smaller':>8}"
-            f"{'batch-1 ms':>11}{'speed-up':>9}"
-            + (f"{f'batch-{BIG_BATCH} ms':>12}{'speed-up':>9}" if batched else "") + "  needs")
+    """The measured table as aligned text (test accuracy, files, latencies); lesson 13."""
+    head = (f"{'method':<22}{'test acc':>9}{'Δ pts [95% CI]':>22}{'file KB':>9}  {'file':<13}"
+            f"{'b1 ms':>8}{'vs best':>8}{'b64 ms':>9}{'vs best':>8}  int-only  needs")
     lines = [head, "-" * len(head)]
     for r in rows:
-        big = (f"{r['latency_ms_batch64']:>12.3f}{r['speedup_batch64_x']:>8.2f}x"
-               if batched else "")
-        lines.append(f"{r['name']:<21}{r['accuracy']:>9.2%}{r['accuracy_change_points']:>+7.2f}"
-                     f"{r['size_bytes'] / 1e3:>9.1f}{r['size_x']:>7.2f}x{r['latency_ms']:>11.3f}"
-                     f"{r['speedup_x']:>8.2f}x{big}  {r['needs']}")
+        low, high = r["delta_ci95"]
+        lines.append(
+            f"{r['name']:<22}{r['accuracy']:>9.2%}"
+            f"{r['delta_points']:>+8.2f} [{low:+.2f}, {high:+.2f}]"
+            f"{r['size_bytes'] / 1e3:>9.1f}  {r['size_kind']:<13}"
+            f"{r['latency_ms']:>8.3f}{r['speedup_vs_best']:>7.2f}x"
+            f"{r['latency_ms_batch64']:>9.2f}{r['speedup64_vs_best']:>7.2f}x"
+            f"  {'yes' if r['integer_only'] else 'no':<8}  {r['needs']}")
     return "\n".join(lines)
 
 
-def decision_guide(rows: list[dict], budget_points: float = 1.0,
-                   latency_tolerance: float = 0.10) -> list[tuple[str, str, str]]:
-    """(situation, method, evidence) lines, every choice computed from the table; lesson 13."""
-    full = {r["name"]: r for r in with_baselines(rows)}
-    ok = meets(rows, max_drop_points=budget_points)
-
-    def evidence(name: str) -> str:
-        r = full[name]
-        batched = (f", {r['speedup_batch64_x']:.2f}x at batch {BIG_BATCH}"
-                   if "speedup_batch64_x" in r else "")
-        return (f"{r['accuracy']:.2%} ({r['accuracy_change_points']:+.2f} pts vs float), "
-                f"{r['size_x']:.2f}x smaller, {r['speedup_x']:.2f}x the float speed at batch 1"
-                f"{batched}")
-
-    def pick(names: set[str], key: str, tol: float = 0.0) -> str | None:
-        winners = best(rows, names, key, tol)
-        # Among near-ties, prefer the least effort, then the smaller file.
-        return min(winners, key=lambda n: (full[n]["effort"], full[n]["size_bytes"])) if winners else None
-
-    situations: list[tuple[str, Callable[[], str | None]]] = [
-        ("no data at all, just the trained model (smallest file)",
-         lambda: pick(ok & meets(rows, needs={"nothing"}) - set(FLOAT_OF.values()), "size_bytes")),
-        ("PyTorch on an x86/Arm CPU, one request at a time, fastest within the budget",
-         lambda: pick(ok & meets(rows, framework="pytorch"), "latency_ms", latency_tolerance)),
-        ("phone CPU with TFLite, fastest within the budget",
-         lambda: pick(ok & meets(rows, framework="tflite"), "latency_ms", latency_tolerance)),
-        ("microcontroller / Edge TPU / NPU: integer-only, smallest file",
-         lambda: pick(ok & meets(rows, integer_only=True), "size_bytes")),
-        ("mobile GPU delegate (computes in float16), smallest float model",
-         lambda: "tflite-float16" if "tflite-float16" in ok else None),
-        ("smallest file of all within the budget",
-         lambda: pick(ok - set(FLOAT_OF.values()), "size_bytes")),
-    ]
-    if all("latency_ms_batch64" in r for r in rows):
-        situations.insert(2, (
-            f"PyTorch server batching {BIG_BATCH} requests per call, fastest within the budget",
-            lambda: pick(ok & meets(rows, framework="pytorch"), "latency_ms_batch64",
-                         latency_tolerance)))
-    guide = []
-    for situation, choose in situations:
-        name = choose()
-        guide.append((situation, name or "none within the budget",
-                      evidence(name) if name else f"no method kept accuracy within {budget_points} pts"))
-    return guide
+RECORD_FIELDS = ("framework", "method", "model", "accuracy", "delta_points", "delta_ci95",
+                 "size_bytes", "latency_ms", "latency_ms_batch64", "integer_only",
+                 "test_images", "agreement", "mcnemar_p", "val_accuracy", "val_delta_points",
+                 "val_delta_ci95", "size_kind", "state_dict_bytes", "needs", "quantized",
+                 "latency_spread_ms", "latency_spread_ms_batch64", "threads",
+                 "speedup_vs_plain", "speedup_vs_best", "speedup64_vs_plain",
+                 "speedup64_vs_best", "baseline", "integer_only_reasons", "compile_s",
+                 "compiled")
 
 
-def qat_gain_points(rows: list[dict]) -> dict[str, float]:
-    """Accuracy of QAT minus static PTQ, per framework, in points; lesson 13."""
-    acc = {r["name"]: r["accuracy"] for r in rows}
-    pairs = {"pytorch": ("pytorch-qat", "pytorch-static-fx"),
-             "tflite": ("keras-qat-int8", "tflite-int8")}
-    # points_below(qat, ptq) is how far PTQ falls below QAT: the gain of QAT.
-    return {fw: measure.points_below(acc[q], acc[p]) for fw, (q, p) in pairs.items()
-            if q in acc and p in acc}
-
-
-def what_if(rows: list[dict], name: str, **changes) -> list[dict]:
-    """A copy of the table with one method's numbers changed, to test a decision; lesson 13."""
-    if name not in {r["name"] for r in rows}:
-        raise KeyError(f"no method {name!r} in the table; it has {[r['name'] for r in rows]}")
-    changed = [{**r, **changes} if r["name"] == name else dict(r) for r in rows]
-    return with_baselines([{k: v for k, v in r.items() if k not in DERIVED} for r in changed])
-
-
-DERIVED = ("size_x", "speedup_x", "speedup_batch64_x", "accuracy_change_points")
+def as_record(row: dict) -> dict:
+    """The JSON fields of a row (no arrays, no Timing objects), with ``selected_on``; lesson 13."""
+    return {**{k: row[k] for k in RECORD_FIELDS if k in row}, "batch": 1, "selected_on": "val"}

@@ -4,7 +4,7 @@ tfmot 0.8 only understands legacy Keras 2 models (the ``tf_keras`` package). It 
 Keras 3 model with "`to_quantize` can only either be a keras Sequential or Functional model".
 A process uses legacy Keras when ``TF_USE_LEGACY_KERAS=1`` is set *before* TensorFlow is first
 imported, and then for the rest of its life: so lesson 12 sets it in its first cell, and the
-capstone (a Keras 3 kernel) runs Keras QAT in a child process (:func:`start_export`).
+capstone (a Keras 3 kernel) runs Keras QAT in a child process (:mod:`helpers.twin_qat`).
 
 Nothing here imports TensorFlow at import time; every function that needs it checks first
 that the process is on legacy Keras (:func:`require_legacy_keras`).
@@ -19,7 +19,6 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -34,7 +33,7 @@ def require_legacy_keras() -> None:
         raise RuntimeError(
             f"tfmot needs legacy Keras: set os.environ['{LEGACY_ENV}'] = '1' in the first cell, "
             "before anything imports tensorflow, then restart the kernel (or run the work in a "
-            "child process with keras_qat.start_export)"
+            "child process with keras_qat.start_fresh)"
         )
     if "tensorflow" in sys.modules:
         import tensorflow as tf
@@ -201,46 +200,20 @@ def dtype_counts(lite_model) -> dict[str, int]:
 
 
 def measure_tflite(model: bytes, split: data.Split, threads: int = 1, repeats: int = 100) -> dict:
-    """Accuracy, size and batch-1 LiteRT latency of TFLite bytes (float or integer I/O); lesson 12."""
+    """Accuracy, predictions, size and batch-1 LiteRT latency of TFLite bytes; lesson 12.
+
+    ``predictions`` (one class per image of ``split``) feed the paired comparisons.
+    """
     from helpers import measure, tflite
 
     lite = tflite.LiteModel(model, num_threads=threads)
-    accuracy = measure.tflite_accuracy(lite, split)
+    x, y = data.keras_arrays(split)
+    predictions = lite.predict(x).argmax(axis=1)
     lite.set_batch(1)
-    one = lite.quantize_input(data.keras_arrays(split.take(1))[0])
+    one = lite.quantize_input(x[:1])
     timing = measure.latency(lambda: lite.invoke(one), threads=threads, repeats=repeats)
-    return {"accuracy": accuracy, "size_bytes": measure.tflite_size_bytes(model), "timing": timing}
-
-
-def export_qat_tflite(path: str | os.PathLike, epochs: int = 1, train_images: int | None = None,
-                      lr: float = 1e-4, io_type: str = "uint8") -> Path:
-    """Whole Keras QAT recipe in one call (pretrained, quantize, fine-tune, convert, write)."""
-    require_legacy_keras()
-    from helpers import env
-
-    env.seed_everything(0)
-    splits = data.load_mnist()
-    model = compile_model(quantize(legacy_pretrained()), lr=lr)
-    fit(model, splits.train.take(train_images), epochs=epochs)
-    path = Path(path)
-    path.write_bytes(convert_qat(model, io_type=io_type))
-    return path
-
-
-@dataclass
-class Export:
-    """A Keras QAT export running in a child process; :meth:`wait` returns the .tflite path."""
-
-    process: subprocess.Popen
-    path: Path
-
-    def wait(self, timeout: float = 900) -> Path:
-        """Wait for the child; raise with its error output if it failed; lesson 13."""
-        out, err = self.process.communicate(timeout=timeout)
-        if self.process.returncode != 0 or not self.path.exists():
-            tail = "\n".join((err or out or "").strip().splitlines()[-15:])
-            raise RuntimeError(f"the Keras QAT child process failed:\n{tail}")
-        return self.path
+    return {"accuracy": float(np.mean(predictions == y)), "predictions": predictions,
+            "size_bytes": measure.tflite_size_bytes(model), "timing": timing}
 
 
 def child_env(legacy: bool) -> dict[str, str]:
@@ -257,18 +230,6 @@ def child_env(legacy: bool) -> dict[str, str]:
     return environ
 
 
-def start_export(path: str | os.PathLike, epochs: int = 1, train_images: int | None = None,
-                 io_type: str = "uint8") -> Export:
-    """Run :func:`export_qat_tflite` in a fresh legacy-Keras process, in the background; lesson 13."""
-    path = Path(path)
-    path.unlink(missing_ok=True)
-    code = ("from helpers import keras_qat; keras_qat.export_qat_tflite("
-            f"{str(path)!r}, epochs={int(epochs)}, train_images={train_images!r}, io_type={io_type!r})")
-    process = subprocess.Popen([sys.executable, "-c", code], env=child_env(legacy=True),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    return Export(process, path)
-
-
 @dataclass
 class FreshRun:
     """What a fresh Python process printed, and the last line of its error if it failed."""
@@ -282,19 +243,38 @@ class FreshRun:
             raise RuntimeError(f"in a fresh process: {self.error}")
 
 
+@dataclass
+class FreshProcess:
+    """Python code running in a fresh process started by :func:`start_fresh`."""
+
+    process: subprocess.Popen
+
+    def result(self, timeout: float = 300) -> FreshRun:
+        """Wait for the child and return what it printed and its last error line; lesson 12."""
+        out, err = self.process.communicate(timeout=timeout)
+        error = None
+        if self.process.returncode != 0:
+            lines = [line for line in err.strip().splitlines() if line.strip()]
+            error = lines[-1] if lines else f"exit status {self.process.returncode}"
+        return FreshRun(out, error)
+
+
+def start_fresh(code: str, legacy: bool = False) -> FreshProcess:
+    """Start Python ``code`` in a fresh process (legacy Keras or not), in the background; lesson 12.
+
+    Its output goes to pipes: meant for short scripts that print a few lines.
+    """
+    return FreshProcess(subprocess.Popen([sys.executable, "-c", code], env=child_env(legacy),
+                                         text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+
+
 def run_fresh(code: str, legacy: bool = False, timeout: float = 300, check: bool = True):
-    """Run Python ``code`` in a fresh process (legacy Keras or not); lesson 12.
+    """Run Python ``code`` in a fresh process (legacy Keras or not) and wait; lesson 12.
 
     With ``check`` it returns the child's stdout or raises with the child's last error line;
     without, it returns a :class:`FreshRun` either way.
     """
-    done = subprocess.run([sys.executable, "-c", code], env=child_env(legacy), text=True,
-                          capture_output=True, timeout=timeout)
-    error = None
-    if done.returncode != 0:
-        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
-        error = lines[-1] if lines else f"exit status {done.returncode}"
-    result = FreshRun(done.stdout, error)
+    result = start_fresh(code, legacy).result(timeout)
     if check:
         result.raise_error()
         return result.stdout

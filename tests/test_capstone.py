@@ -1,149 +1,154 @@
-"""helpers.capstone: the constraint filters and the decision guide on a fixed table."""
+"""helpers.capstone (+ capstone_torch, call_overhead, plot.capstone): rows, speed-ups, files, figures."""
 
 from __future__ import annotations
 
+import json
+
+import matplotlib
+import numpy as np
 import pytest
+import torch
+import torch._dynamo  # noqa: F401  (loads Triton now: after TensorFlow, torch.export would crash)
+from matplotlib.text import Text
 
-from helpers import capstone, data, models
+from helpers import capstone, capstone_torch, data, models, tflite
 
-
-def row(name, accuracy, size_bytes, latency_ms, latency_ms_batch64=None):
-    framework, needs, integer_only, effort, _ = capstone.METHODS[name]
-    measured = {"name": name, "framework": framework, "accuracy": accuracy,
-                "size_bytes": size_bytes, "latency_ms": latency_ms, "needs": needs,
-                "integer_only": integer_only, "effort": effort}
-    if latency_ms_batch64 is not None:
-        measured["latency_ms_batch64"] = latency_ms_batch64
-    return measured
+matplotlib.use("Agg")
 
 
-ROWS = [
-    row("pytorch-fp32", 0.980, 160_000, 0.30),
-    row("pytorch-dynamic", 0.979, 120_000, 0.31),
-    row("pytorch-static-eager", 0.976, 52_000, 0.20),
-    row("pytorch-static-fx", 0.978, 51_000, 0.19),
-    row("pytorch-qat", 0.981, 52_000, 0.195),
-    row("tflite-fp32", 0.910, 85_000, 0.10),
-    row("tflite-dynamic", 0.909, 25_000, 0.12),
-    row("tflite-int8", 0.905, 25_500, 0.05),
-    row("tflite-float16", 0.910, 43_000, 0.10),
-    row("tflite-16x8", 0.910, 26_000, 0.40),
-    row("keras-qat-int8", 0.912, 25_600, 0.05),
-]
+def tiny_splits(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    make = lambda n, role: data.Split(rng.random((n, 28, 28), dtype=np.float32),  # noqa: E731
+                                      rng.integers(0, 10, n), role)
+    return make(70, "val"), make(100, "test"), make(64, "calib")
 
 
-def test_with_baselines_compares_each_method_with_its_own_float():
-    by_name = {r["name"]: r for r in capstone.with_baselines(ROWS)}
-    assert by_name["tflite-int8"]["size_x"] == pytest.approx(85_000 / 25_500)
-    assert by_name["pytorch-static-fx"]["speedup_x"] == pytest.approx(0.30 / 0.19)
-    assert by_name["tflite-int8"]["accuracy_change_points"] == pytest.approx(-0.5)
+@pytest.fixture(scope="module")
+def net():
+    torch.manual_seed(0)
+    return models.DepthwiseSeparableNet(width=8, blocks=2).eval()
 
 
-def test_with_baselines_needs_the_float_rows():
-    with pytest.raises(ValueError, match="float baselines"):
-        capstone.with_baselines(ROWS[1:5])
+def test_candidates_know_their_method_and_refuse_unknown_names(net):
+    assert capstone.Candidate("pytorch-fp32", net).method.framework == "pytorch"
+    lite = capstone.Candidate("tflite-int8", b"\x00" * 8)
+    assert lite.artifact == b"\x00" * 8 and lite.method.needs == "calibration"
+    with pytest.raises(KeyError, match="unknown method"):
+        capstone.Candidate("onnx-int8", net)
 
 
-def test_meets_applies_every_constraint():
-    assert capstone.meets(ROWS, max_drop_points=0.3, integer_only=True) == {"keras-qat-int8"}
-    assert capstone.meets(ROWS, framework="pytorch", max_size_bytes=52_000) == {
-        "pytorch-static-eager", "pytorch-static-fx", "pytorch-qat"}
-    assert capstone.meets(ROWS, needs={"nothing"}, max_latency_ms=0.11) == {
-        "tflite-fp32", "tflite-float16"}
+def test_measure_one_gives_paired_val_and_test_numbers_and_refuses_test_as_val(net):
+    val, test, calib = tiny_splits()
+    x = data.torch_tensors(calib)[0]
+    reference = {s.role: capstone.logits(capstone.Candidate("pytorch-fp32", net), s).argmax(1)
+                 for s in (val, test)}
+    candidate = capstone.Candidate("pytorch-static-eager", capstone_torch.static_eager(net, x, "x86"),
+                                   *capstone_torch.artifact(capstone_torch.static_eager(net, x, "x86"), x))
+    row = capstone.measure_one(candidate, val, test, reference, repeats=3, big_repeats=2,
+                               max_seconds=1)
+    assert row["test_images"] == 100 and len(row["val_predictions"]) == 70
+    assert row["size_kind"] == "TorchScript" and row["size_bytes"] == len(candidate.artifact)
+    assert row["integer_only"] is False and "input is float32" in row["integer_only_reasons"]
+    low, high = row["delta_ci95"]
+    assert low <= row["delta_points"] <= high
+    assert row["latency_ms"] > 0 and row["latency_ms_batch64"] > row["latency_ms"]
+    json.dumps(capstone.as_record(row))
+    with pytest.raises(data.SelectionOnTestError):
+        capstone.measure_one(candidate, test, test, reference)
 
 
-def test_best_treats_near_ties_as_ties():
-    names = {"pytorch-static-fx", "pytorch-qat", "pytorch-static-eager"}
-    assert capstone.best(ROWS, names, "latency_ms") == {"pytorch-static-fx"}
-    assert capstone.best(ROWS, names, "latency_ms", tolerance=0.06) == names
-    assert capstone.best(ROWS, set(), "latency_ms") == set()
+def test_float_models_export_and_int8_modules_ship_as_torchscript(net):
+    x = data.torch_tensors(tiny_splits()[2])[0]
+    assert capstone_torch.artifact(capstone_torch.fused_fp32(net), x)[1] == "torch.export"
+    assert capstone_torch.artifact(capstone_torch.dynamic_int8(net), x)[1] == "TorchScript"
+    fused = capstone_torch.fused_fp32(net)
+    with torch.inference_mode():
+        torch.testing.assert_close(fused(x), net(x), atol=1e-5, rtol=1e-4)
 
 
-def test_decision_guide_is_computed_from_the_table():
-    guide = dict((situation, name) for situation, name, _ in capstone.decision_guide(ROWS, 1.0))
-    assert guide["no data at all, just the trained model (smallest file)"] == "tflite-dynamic"
-    assert guide["microcontroller / Edge TPU / NPU: integer-only, smallest file"] == "tflite-int8"
-    # fx, qat and eager are within 10 % of each other: the least effort wins, then size.
-    assert guide["PyTorch on an x86/Arm CPU, one request at a time, fastest within the budget"] == (
-        "pytorch-static-fx")
-    assert not any("batching" in situation for situation in guide)  # no batched timings here
-    strict = dict((s, n) for s, n, _ in capstone.decision_guide(ROWS, budget_points=0.0))
-    assert strict["microcontroller / Edge TPU / NPU: integer-only, smallest file"] == "keras-qat-int8"
+def row(name, framework, ms, ms64, quantized=True):
+    return {"name": name, "framework": framework, "latency_ms": ms, "latency_ms_batch64": ms64,
+            "quantized": quantized}
 
 
-# At batch 1 the float model wins here; at batch 64 the int8 kernels do.
-BATCHED = [row("pytorch-fp32", 0.980, 160_000, 0.30, 5.0),
-           row("pytorch-dynamic", 0.979, 120_000, 0.31, 4.9),
-           row("pytorch-static-eager", 0.976, 52_000, 0.40, 1.6),
-           row("pytorch-static-fx", 0.978, 51_000, 0.45, 1.5),
-           row("pytorch-qat", 0.981, 52_000, 0.42, 1.55),
-           row("tflite-fp32", 0.910, 85_000, 0.10, 3.0)]
+def test_speed_ups_against_the_plain_and_the_best_float():
+    rows = capstone.with_speedups([
+        row("pytorch-fp32", "pytorch", 4.0, 200, False),
+        row("pytorch-fp32-fused", "pytorch", 3.0, 100, False),
+        row("pytorch-static-fx", "pytorch", 2.0, 50),
+        row("tflite-fp32", "tflite", 1.0, 40, False),
+        row("tflite-int8", "tflite", 0.5, 10),
+    ])
+    fx = rows[2]
+    assert fx["baseline"] == "pytorch-fp32-fused"
+    assert fx["speedup_vs_plain"] == pytest.approx(2.0)
+    assert fx["speedup_vs_best"] == pytest.approx(1.5)
+    assert fx["speedup64_vs_best"] == pytest.approx(2.0)
+    assert rows[4]["speedup_vs_best"] == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="float rows"):
+        capstone.with_speedups(rows[2:])
 
 
-def test_decision_guide_uses_the_batched_latency_for_a_batching_server():
-    guide = dict((s, n) for s, n, _ in capstone.decision_guide(BATCHED, 1.0))
-    assert guide["PyTorch on an x86/Arm CPU, one request at a time, fastest within the budget"] == (
-        "pytorch-fp32")
-    # eager, fx and qat tie within 10 %: the least effort wins, then the smaller file.
-    assert guide["PyTorch server batching 64 requests per call, fastest within the budget"] == (
-        "pytorch-static-fx")
-    rows = {r["name"]: r for r in capstone.with_baselines(BATCHED)}
-    assert rows["pytorch-static-fx"]["speedup_batch64_x"] == pytest.approx(5.0 / 1.5)
-    assert "batch-64 ms" in capstone.table(BATCHED)
-    assert "batch-64 ms" not in capstone.table(ROWS)
+def test_lite_predict_pads_the_last_batch_and_splits_the_work():
+    tflite.import_tensorflow()
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    content = tflite.convert_keras(model, "fp32")
+    images = np.random.default_rng(0).random((150, 28, 28), dtype=np.float32)
+    expected = tflite.LiteModel(content).predict(images)
+    got = capstone.lite_predict(content, images, workers=2, batch=64)
+    np.testing.assert_allclose(got, expected, atol=1e-6)
 
 
-def test_table_and_qat_gain():
-    text = capstone.table(ROWS)
-    assert text.splitlines()[0].startswith("method")
-    assert len(text.splitlines()) == 2 + len(ROWS)
-    gain = capstone.qat_gain_points(ROWS)
-    assert gain["pytorch"] == pytest.approx(0.3)
-    assert gain["tflite"] == pytest.approx(0.7)
+def test_cached_file_reuses_or_rebuilds(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
+    calls = []
+
+    def build():
+        calls.append(1)
+        return b"file"
+
+    assert capstone.cached_file("k", build) == b"file"
+    assert capstone.cached_file("k", build) == b"file" and len(calls) == 1
+    assert capstone.cached_file("k", build, reuse=False) == b"file" and len(calls) == 2
 
 
-def test_measure_one_measures_a_torch_model_and_rejects_unknown_names():
-    test = data.load_mnist().test.take(capstone.BIG_BATCH)
-    model = models.SmallCNN(width=8).eval()
-    result = capstone.measure_one(capstone.Built("pytorch-fp32", model), test, repeats=3,
-                                  big_repeats=2)
-    assert 0.0 <= result["accuracy"] <= 1.0
-    assert result["size_bytes"] > 0 and result["latency_ms"] > 0
-    assert result["latency_ms_batch64"] > 0 and result["timing_batch64"].repeats == 2
-    assert (result["threads"], result["batch"], result["framework"]) == (1, 1, "pytorch")
-    with pytest.raises(ValueError, match="BIG_BATCH=64"):
-        capstone.measure_one(capstone.Built("pytorch-fp32", model), test.take(20))
-    with pytest.raises(KeyError, match="unknown method 'pytorch-int3'"):
-        capstone.measure_one(capstone.Built("pytorch-int3", model), test)
+def test_fixed_costs_time_every_path():
+    from helpers import call_overhead
+
+    _, test, calib = tiny_splits()
+    costs = call_overhead.fixed_costs(test, calib, "x86", repeats=5)
+    assert set(costs) == {"pytorch fp32", "pytorch int8", "LiteRT fp32", "LiteRT int8"}
+    assert all(t.median_ms > 0 and t.threads == 1 for t in costs.values())
 
 
-def test_what_if_changes_one_row_and_recomputes_the_ratios():
-    changed = {r["name"]: r for r in capstone.what_if(ROWS, "tflite-int8", accuracy=0.88)}
-    assert changed["tflite-int8"]["accuracy_change_points"] == pytest.approx(-3.0)
-    assert changed["keras-qat-int8"]["accuracy"] == 0.912
-    with pytest.raises(KeyError, match="no method 'onnx-int8'"):
-        capstone.what_if(ROWS, "onnx-int8", accuracy=0.5)
-
-
-def test_build_pytorch_refuses_to_load_triton_after_tensorflow(monkeypatch):
-    import sys
-    import types
-
-    monkeypatch.setitem(sys.modules, "tensorflow", types.ModuleType("tensorflow"))
-    monkeypatch.delitem(sys.modules, "triton", raising=False)
-    monkeypatch.setattr("importlib.util.find_spec", lambda name: object())
-    with pytest.raises(RuntimeError, match="before anything imports tensorflow"):
-        capstone.build_pytorch(data.load_mnist().calib, data.load_mnist().train)
-
-
-def test_capstone_figures_have_labelled_axes():
+def test_figures_have_labelled_log_axes_and_labels_that_do_not_collide():
     from helpers.plot import capstone as capstone_plot
 
-    rows = capstone.with_baselines(ROWS)
-    fig = capstone_plot.pareto_by_framework(rows, x="size_bytes")
-    assert [ax.get_title() for ax in fig.axes] == ["PyTorch (small_cnn)", "TFLite (Keras CNN)"]
-    assert all(ax.get_xlabel().startswith("size (MB)") for ax in fig.axes)
-    bars = capstone_plot.relative_to_float(rows)
-    assert bars.axes[2].get_xlabel() == "accuracy change (points)"
-    with pytest.raises(ValueError, match="with_baselines"):
-        capstone_plot.relative_to_float(ROWS)
+    rng = np.random.default_rng(0)
+    names = list(capstone.METHODS)
+    rows = [{"name": n, "framework": m.framework, "needs": m.needs, "delta_points": d,
+             "delta_ci95": [d - 0.1, d + 0.1], "latency_ms": ms, "latency_p10_ms": ms * 0.9,
+             "latency_p90_ms": ms * 1.2, "size_bytes": 30_000 + 1000 * i,
+             "speedup_vs_best": 1.0, "speedup64_vs_best": 1.5}
+            for i, (n, m, d, ms) in enumerate(zip(names, capstone.METHODS.values(),
+                                                  rng.normal(0, 0.05, len(names)),
+                                                  np.exp(rng.uniform(np.log(0.05), np.log(20), len(names))),
+                                                  strict=True))]
+    for x in ("latency_ms", "size_bytes"):
+        fig = capstone_plot.pareto(rows, x)
+        ax = fig.axes[0]
+        assert ax.get_xscale() == "log" and ax.get_xlabel() and "points" in ax.get_ylabel()
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        boxes = []
+        for label in ax.texts:
+            label.update_positions(renderer)
+            boxes.append(Text.get_window_extent(label, renderer))  # the text, not its leader line
+        assert len(boxes) == len(rows)
+        overlaps = sum(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+        assert overlaps == 0
+    bars = capstone_plot.speedups(rows)
+    assert "speed-up" in bars.axes[0].get_xlabel()

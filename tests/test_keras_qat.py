@@ -60,12 +60,55 @@ def test_run_fresh_returns_output_and_reports_the_last_error_line():
         result.raise_error()
 
 
-def test_export_wait_reports_a_failed_child(tmp_path):
-    process = subprocess.Popen([sys.executable, "-c", "import sys; sys.exit('no legacy keras')"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    export = keras_qat.Export(process, tmp_path / "missing.tflite")
+def test_start_fresh_runs_in_the_background():
+    fresh = keras_qat.start_fresh("print('in the background')")
+    assert fresh.result(timeout=60).stdout.strip() == "in the background"
+
+
+def test_a_failed_keras_qat_child_reports_its_error(tmp_path):
+    from helpers import twin_qat
+
+    log = tmp_path / "x.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen([sys.executable, "-c", "import sys; sys.exit('no legacy keras')"],
+                                   stdout=out, stderr=subprocess.STDOUT)
     with pytest.raises(RuntimeError, match="no legacy keras"):
-        export.wait(timeout=60)
+        twin_qat.Pending(tmp_path / "x.tflite", process).wait(timeout=60)
+
+
+def test_the_numpy_fake_quant_matches_tensorflow():
+    # The lesson-12 check compares with this NumPy transcription when TensorFlow is not loaded;
+    # its tolerance (1e-5) is far below a grid step, so a rounding difference would show.
+    out = keras_qat.run_fresh("""
+import numpy as np, tensorflow as tf
+from helpers.exercises import lesson12
+x = lesson12.fake_quant_inputs()
+worst = 0.0
+for x_min, x_max, bits in lesson12.FAKE_QUANT_RANGES:
+    ours = lesson12.fake_quant_reference(x, x_min, x_max, bits)
+    theirs = tf.quantization.fake_quant_with_min_max_args(x, min=x_min, max=x_max, num_bits=bits)
+    worst = max(worst, float(np.abs(ours - theirs.numpy()).max()))
+print("worst", worst)
+""")
+    worst = float(out.split()[-1])
+    assert worst < 1e-6  # float rounding only: a grid step is at least 1/64 here
+
+
+def test_the_twin_quantizes_with_tfmot_in_a_legacy_child(tmp_path, monkeypatch):
+    # The capstone's Keras QAT path end to end, on a tiny network: tf_keras twin, quantize_model,
+    # fine-tuning, an integer-only file with uint8 I/O.
+    from helpers import capstone, decision, training, twin_qat
+
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
+    recipe_args = {"width": 4, "blocks": 1, "epochs": 1}
+    net = training.pretrained("ds_cnn", **recipe_args)
+    recipe = twin_qat.Recipe(pretrained=recipe_args, weights=capstone.weights_digest(net),
+                             images=128)
+    job = twin_qat.start(recipe)
+    assert not job.reused
+    content = job.wait(timeout=900)
+    assert decision.tflite_integer_only(content)
+    assert twin_qat.start(recipe).reused
 
 
 def test_importing_tfmot_switches_its_process_to_legacy_keras():
