@@ -179,6 +179,6 @@ def steps(model: nn.Module) -> dict[str, float]:
     out = {}
     for name, module in model.named_modules():
         if isinstance(module, LsqLayer):
-            out[f"{name} weight"] = float(module.weight_quant.step.mean())
-            out[f"{name} input"] = float(module.act_quant.step.mean())
+            out[f"{name} weight"] = float(module.weight_quant.step.detach().mean())
+            out[f"{name} input"] = float(module.act_quant.step.detach().mean())
     return out

@@ -9,8 +9,8 @@ measure than the Hessian):
   between the float model's and the model's predictions when that layer alone drops to those
   bits (every other layer at 8), measured on a **selection** split (val; test is refused);
 * :func:`greedy_moves`: the moves "layer L to b bits" ordered by sensitivity per byte saved;
-* :func:`search`: apply the moves one after another, score each assignment on val, and keep
-  the smallest one whose val accuracy stays within the budget;
+* :func:`search`: apply the moves one after another, score each assignment (and the uniform
+  widths) on val, and keep the smallest one whose val accuracy stays within the budget;
 * :func:`weight_bytes`: packed weights at their bit widths plus float32 scales and biases.
 """
 
@@ -84,7 +84,7 @@ def greedy_moves(sensitivity: Mapping[str, Mapping[int, float]], folded: nn.Modu
 
 @dataclass
 class SearchResult:
-    """Every assignment the search scored on val, and the one it chose."""
+    """Every assignment the search scored on val (the greedy path, then uniform widths), and the choice."""
 
     assignments: list[dict[str, int]]
     sizes: list[int]
@@ -92,6 +92,7 @@ class SearchResult:
     float_val_accuracy: float
     budget_points: float
     chosen: int  # index into the lists above
+    path_length: int  # the first path_length entries are the greedy path, the rest uniform
 
     @property
     def bits(self) -> dict[str, int]:
@@ -101,11 +102,22 @@ class SearchResult:
     def size_bytes(self) -> int:
         return self.sizes[self.chosen]
 
+    def uniform(self) -> dict[int, tuple[int, float]]:
+        """Uniform bit width -> (size_bytes, val accuracy) of the uniform assignments scored."""
+        return {next(iter(a.values())): (size, acc) for a, size, acc in zip(
+            self.assignments[self.path_length:], self.sizes[self.path_length:],
+            self.val_accuracy[self.path_length:], strict=True)}
+
 
 def search(folded: nn.Module, calib_x: torch.Tensor, split: data.Split,
            moves: Sequence[tuple[str, int]], budget_points: float = 0.5, base_bits: int = 8,
-           act_bits: int = 8, per_channel: bool = True, progress: bool = True) -> SearchResult:
-    """Apply ``moves`` one by one, score each on ``split`` (val), keep the smallest in budget; lesson 14."""
+           act_bits: int = 8, per_channel: bool = True, uniform_bits: Sequence[int] = (),
+           progress: bool = True) -> SearchResult:
+    """Score the greedy path and uniform widths on ``split`` (val); keep the smallest in budget; lesson 14.
+
+    The path applies ``moves`` one by one from uniform ``base_bits``; ``uniform_bits`` adds
+    every layer at each of those widths, so the search never misses a uniform answer.
+    """
     data.require_selection_split(split, "the mixed-precision search")
     if budget_points < 0:
         raise ValueError(f"budget_points must be >= 0 (points of accuracy you accept to lose), "
@@ -113,24 +125,26 @@ def search(folded: nn.Module, calib_x: torch.Tensor, split: data.Split,
     x, y = data.torch_tensors(split)
     inputs = quant_sim.layer_inputs(folded, calib_x)
     float_acc = float((quant_sim.predict(folded, x) == y).float().mean())
-    current = {name: base_bits for name in quant_sim.weight_layers(folded)}
-    assignments, sizes, accuracies = [], [], []
-    for step in tqdm(range(len(moves) + 1), desc="mixed precision", leave=False,
-                     disable=not progress):
-        if step:
-            name, b = moves[step - 1]
-            current[name] = b
-        config = quant_sim.QuantConfig(base_bits, act_bits, per_channel, layer_bits=dict(current))
+    names = list(quant_sim.weight_layers(folded))
+    current = {name: base_bits for name in names}
+    candidates = [dict(current)]
+    for name, b in moves:
+        current[name] = b
+        candidates.append(dict(current))
+    candidates += [{name: b for name in names} for b in uniform_bits]
+    sizes, accuracies = [], []
+    for bits in tqdm(candidates, desc="mixed precision", leave=False, disable=not progress):
+        config = quant_sim.QuantConfig(base_bits, act_bits, per_channel, layer_bits=bits)
         model = quant_sim.quantize(folded, calib_x, config, inputs=inputs)
-        assignments.append(dict(current))
-        sizes.append(weight_bytes(folded, current, per_channel))
+        sizes.append(weight_bytes(folded, bits, per_channel))
         accuracies.append(float((quant_sim.predict(model, x) == y).float().mean()))
     within = [i for i, acc in enumerate(accuracies) if (float_acc - acc) * 100 <= budget_points + 1e-9]
     if not within:
         raise ValueError(f"no assignment, not even uniform {base_bits}-bit, stays within "
                          f"{budget_points} points on {split.role}: raise the budget")
     chosen = min(within, key=lambda i: (sizes[i], -accuracies[i]))
-    return SearchResult(assignments, sizes, accuracies, float_acc, budget_points, chosen)
+    return SearchResult(candidates, sizes, accuracies, float_acc, budget_points, chosen,
+                        path_length=len(moves) + 1)
 
 
 def bits_histogram(bits: Mapping[str, int]) -> dict[int, int]:

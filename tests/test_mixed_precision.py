@@ -62,9 +62,12 @@ def test_sensitivity_moves_and_search() -> None:
     for name in table:  # each layer's bits only ever fall
         sequence = [b for n, b in moves if n == name]
         assert sequence == sorted(sequence, reverse=True)
-    result = mixed_precision.search(folded, x, val, moves, budget_points=100.0, progress=False)
+    result = mixed_precision.search(folded, x, val, moves, budget_points=100.0, uniform_bits=(1,),
+                                    progress=False)
     assert result.size_bytes == min(result.sizes)  # any assignment fits a 100-point budget
+    assert result.bits == dict.fromkeys(table, 1)  # the uniform 1-bit candidate is the smallest
     assert result.sizes[0] == mixed_precision.weight_bytes(folded, 8)
+    assert result.path_length == len(moves) + 1 and set(result.uniform()) == {1}
     strict = mixed_precision.search(folded, x, val, moves, budget_points=0.0, progress=False)
     assert (strict.float_val_accuracy - strict.val_accuracy[strict.chosen]) * 100 <= 1e-9
     with pytest.raises(ValueError, match="budget_points"):

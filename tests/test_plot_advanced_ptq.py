@@ -36,9 +36,11 @@ def test_adaround_and_sensitivity() -> None:
 
 
 def test_mixed_precision_and_summary() -> None:
-    result = mixed_precision.SearchResult([{"a": 8}, {"a": 4}], [1000, 600], [0.99, 0.985], 0.99,
-                                          0.5, chosen=1)
-    fig = plot14.mixed_precision_search(result, {"uniform 8-bit": (1000, 0.99)})
+    result = mixed_precision.SearchResult([{"a": 8}, {"a": 4}, {"a": 2}], [1000, 600, 400],
+                                          [0.99, 0.985, 0.9], 0.99, 0.5, chosen=1, path_length=2)
+    assert result.uniform() == {2: (400, 0.9)}
+    fig = plot14.mixed_precision_search(result)
+    assert "uniform 2-bit" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert fig.axes[0].get_xlabel().endswith("(kB)")
     rows = [{"label": "min-max", "group": "W4A8", "delta_points": -2.5, "delta_ci95": (-2.9, -2.1),
              "seconds": 0.2},

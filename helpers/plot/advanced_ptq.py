@@ -113,25 +113,25 @@ def sensitivity(table: Mapping[str, Mapping[int, float]],
     return fig
 
 
-def mixed_precision_search(result, uniform: Mapping[str, tuple[int, float]] | None = None,
-                           title: str = "mixed precision: val accuracy against weight size"):
+def mixed_precision_search(result, title: str = "mixed precision: val accuracy against weight size"):
     """Every assignment the search scored (val accuracy vs bytes), the budget and the choice; lesson 14.
 
-    ``result`` is a :class:`helpers.mixed_precision.SearchResult`; ``uniform`` maps a label to
-    (size_bytes, val accuracy) of uniform bit widths for reference.
+    ``result`` is a :class:`helpers.mixed_precision.SearchResult`: its greedy path is a line,
+    its uniform widths are squares.
     """
     fig, ax = plt.subplots(figsize=(8, 4))
+    n = result.path_length
     sizes = np.asarray(result.sizes) / 1e3
     acc = np.asarray(result.val_accuracy) * 100
-    ax.plot(sizes, acc, "o-", color=BEFORE, ms=4, label="greedy moves, one layer at a time")
+    ax.plot(sizes[:n], acc[:n], "o-", color=BEFORE, ms=4, label="greedy moves, one layer at a time")
     floor = result.float_val_accuracy * 100 - result.budget_points
     ax.axhline(result.float_val_accuracy * 100, color="grey", ls="--", lw=1, label="float (val)")
     ax.axhline(floor, color="#E45756", ls=":", lw=1.5,
                label=f"budget: {result.budget_points} points below float")
+    for color, (bits, (size, accuracy)) in zip(PALETTE[2:], result.uniform().items(), strict=False):
+        ax.plot(size / 1e3, accuracy * 100, "s", color=color, ms=8, label=f"uniform {bits}-bit")
     ax.plot(sizes[result.chosen], acc[result.chosen], "*", color=AFTER, ms=16,
             label="chosen: smallest within budget")
-    for color, (label, (size, accuracy)) in zip(PALETTE[2:], (uniform or {}).items(), strict=False):
-        ax.plot(size / 1e3, accuracy * 100, "s", color=color, ms=8, label=label)
     ax.set_xlabel("weights + scales + biases (kB)")
     ax.set_ylabel("val accuracy (%)")
     ax.set_ylim(max(acc.min(), floor - 3) - 0.5, result.float_val_accuracy * 100 + 0.5)
@@ -142,11 +142,13 @@ def mixed_precision_search(result, uniform: Mapping[str, tuple[int, float]] | No
     return fig
 
 
-def technique_summary(rows: Sequence[Mapping], title: str = "what each technique buys"):
+def technique_summary(rows: Sequence[Mapping], budget_points: float | None = 0.5,
+                      title: str = "what each technique buys"):
     """Accuracy change against float with its 95 % interval, one row per technique; lesson 14.
 
     Each row needs ``label``, ``group`` (e.g. "ds_cnn W4A8 per-tensor"), ``delta_points``,
-    ``delta_ci95`` and ``seconds``; groups are drawn in the order they first appear.
+    ``delta_ci95`` and ``seconds``; groups are drawn in the order they first appear. A dotted
+    line marks ``-budget_points``.
     """
     if not rows:
         raise ValueError("technique_summary() needs at least one row")
@@ -167,8 +169,15 @@ def technique_summary(rows: Sequence[Mapping], title: str = "what each technique
             y -= 1
         y -= 0.6
     ax.axvline(0, color="grey", lw=1)
+    if budget_points is not None:
+        ax.axvline(-budget_points, color="#E45756", ls=":", lw=1.5,
+                   label=f"{budget_points} points below float")
+        ax.legend(loc="lower left", fontsize=8)
     ax.set_yticks(ticks, labels, fontsize=8)
     ax.set_xscale("symlog", linthresh=1.0)
+    lowest = min(r["delta_ci95"][0] for r in rows)
+    marks = [m for m in (-50, -20, -10, -5, -2, -1, -0.5, 0, 0.5, 1) if m >= min(lowest, -1) * 1.5]
+    ax.set_xticks(marks, [f"{m:g}" for m in marks])
     ax.set_xlabel("accuracy change vs float (points, 95 % paired interval; symlog scale)")
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
