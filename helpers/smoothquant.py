@@ -60,10 +60,14 @@ def w8a8_linear(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = No
     return y if bias is None else y + bias
 
 
-def _w8a8_forward(w_q: torch.Tensor, s: torch.Tensor | None):
+def _w8a8_forward(w: torch.Tensor, s: torch.Tensor | None):
+    # Keep int8 codes and one scale (a quarter of the fp32 bytes) and rebuild W per call.
+    scale = w.abs().max().clamp_min(EPS) / 127
+    codes = torch.clamp(torch.round(w / scale), -128, 127).to(torch.int8)
+
     def forward(module, x):
         x = x if s is None else x / s
-        y = fake_quant_per_tensor(x) @ w_q.T
+        y = fake_quant_per_tensor(x) @ (codes.float() * scale).T
         return y if module.bias is None else y + module.bias
     return forward
 
@@ -85,5 +89,5 @@ def w8a8_forwards(model, groups: list[InputGroup], stats: dict[str, GroupStats] 
         if alpha is not None and group.fold_into is not None:
             s = smoothquant_scales(stats[group.name].absmax, weights, alpha)
         for name, w in zip(group.linears, weights, strict=True):
-            forwards[name] = _w8a8_forward(fake_quant_per_tensor(w if s is None else w * s), s)
+            forwards[name] = _w8a8_forward(w if s is None else w * s, s)
     return forwards
