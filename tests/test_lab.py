@@ -46,3 +46,16 @@ def test_lab_command_installs_the_manager_and_saved_widget_state():
     settings = json.loads((lab.SETTINGS_DIR / "overrides.json").read_text())
     assert settings["@jupyter-widgets/jupyterlab-manager:plugin"]["saveState"] is True
     assert f"--LabApp.app_settings_dir={lab.SETTINGS_DIR}" in command
+
+
+def test_a_solution_opens_with_a_banner_that_is_never_written_to_disk(manager, tmp_path):
+    on_disk = (tmp_path / "solutions" / "00_start_here.ipynb").read_text()
+    model = asyncio.run(manager.get("solutions/00_start_here.ipynb"))
+    first = model["content"].cells[0]
+    assert first.cell_type == "markdown" and "Worked solution" in first.source
+    assert "my_work/00_start_here.ipynb" in first.source
+    assert (tmp_path / "solutions" / "00_start_here.ipynb").read_text() == on_disk
+    lesson = asyncio.run(manager.get("lessons/00_start_here.ipynb"))
+    assert not any("Worked solution" in c.source for c in lesson["content"].cells)
+    listing = asyncio.run(manager.get("solutions/00_start_here.ipynb", content=False))
+    assert listing["content"] is None

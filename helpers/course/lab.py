@@ -4,7 +4,9 @@ and saved widget state.
 * :class:`CourseContentsManager` serves ``solutions/`` and ``lessons/`` as read-only: JupyterLab
   opens them marked read-only and refuses to save, rename or delete them, so a student who
   follows a "Solution" link cannot overwrite the course's source by accident; their own copies
-  in ``my_work/`` behave normally.
+  in ``my_work/`` behave normally. A solution opens with a banner cell above its title, so its
+  tab (which carries the same file name as the student's copy) is visibly the worked solution;
+  the banner exists only in what the server sends, never on disk.
 * ``jupyterlab/overrides.json`` turns on "save widget state", so progress bars and the lesson 02
   explorer in a saved notebook show their last state when it is reopened, instead of "Error
   displaying widget: model not found".
@@ -23,6 +25,18 @@ MESSAGE = ("{path} is part of the course and read-only here: your own copies of 
            "are in my_work/ (./course lab copies them there and never overwrites them)")
 
 
+BANNER_TAG = "course-solution-banner"
+
+
+def solution_banner(path: str) -> dict:
+    """The markdown cell shown above a solution notebook's first cell in JupyterLab."""
+    name = path.strip("/").split("/")[-1]
+    return {"cell_type": "markdown", "id": BANNER_TAG, "metadata": {"tags": [BANNER_TAG]},
+            "source": (f"> **Worked solution: `solutions/{name}`** (read-only). This is the course's "
+                       f"answer key, with the outputs of the reference run. Your own copy is "
+                       f"`my_work/{name}`: try the exercises there first.")}
+
+
 def is_course_notebook(path: str) -> bool:
     """True for an API path inside solutions/ or lessons/ (the folders themselves included)."""
     return path.strip("/").split("/")[0] in READ_ONLY_FOLDERS
@@ -33,6 +47,15 @@ class CourseContentsManager(AsyncLargeFileManager):
 
     def is_writable(self, path: str) -> bool:
         return not is_course_notebook(path) and super().is_writable(path)
+
+    async def get(self, path, content=True, type=None, format=None, **kwargs):
+        model = await super().get(path, content=content, type=type, format=format, **kwargs)
+        is_solution = path.strip("/").split("/")[0] == "solutions" and path.endswith(".ipynb")
+        if is_solution and content and model.get("type") == "notebook":
+            from nbformat import from_dict
+
+            model["content"].cells.insert(0, from_dict(solution_banner(path)))
+        return model
 
     async def save(self, model, path=""):
         if is_course_notebook(path):
