@@ -59,6 +59,18 @@ def attempt(function: Callable, *args, **kwargs) -> Any:
     ) from None
 
 
+def attempt_reported(function: Callable, *args, hint: str = "") -> Any:
+    """:func:`attempt`, and a crash of the student's code becomes an ExerciseError saying where to look."""
+    try:
+        return attempt(function, *args)
+    except (NotImplementedError, ExerciseError):
+        raise
+    except Exception as error:  # noqa: BLE001 (any crash of the student's code is reported)
+        fail(f"{getattr(function, '__name__', 'your function')} raised {type(error).__name__}",
+             "a result", f"{type(error).__name__}: {error}",
+             hint or "call your function on a small example of your own and read the error")
+
+
 def _as_array(value: Any) -> np.ndarray:
     if hasattr(value, "detach"):
         value = value.detach().cpu()
