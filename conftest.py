@@ -46,6 +46,17 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+@pytest.fixture
+def one_torch_thread():
+    """PyTorch on one thread for the test, then back to what it was."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def scratch() -> Path:
     """The session's scratch folder (results, artifacts and executed notebooks)."""

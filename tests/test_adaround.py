@@ -11,14 +11,8 @@ from torch import nn
 from helpers import adaround as ar
 from helpers import models, quant_sim
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny layers: one thread is several times faster than many on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny layers: one thread is several times faster than many on a shared machine.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_rectified_sigmoid_and_regularizer_by_hand() -> None:

@@ -9,13 +9,8 @@ from torch import nn
 from helpers import equalization as eq
 from helpers import models, quant_sim
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny layers: one thread is several times faster than many on a shared machine.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _scaled_conv(c_in: int, c_out: int, groups: int = 1, k: int = 3) -> nn.Conv2d:

@@ -12,13 +12,8 @@ from torch.ao.quantization._learnable_fake_quantize import _LearnableFakeQuantiz
 
 from helpers import lsq, models, quant_sim
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny layers: one thread is several times faster than many on a shared machine.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _paper_grads(x: torch.Tensor, s: float, qn: int, qp: int, upstream: torch.Tensor, n: int):

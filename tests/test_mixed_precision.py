@@ -8,13 +8,8 @@ import torch
 
 from helpers import data, mixed_precision, models, quant_sim
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny layers: one thread is several times faster than many on a shared machine.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _folded():

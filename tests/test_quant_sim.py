@@ -8,13 +8,8 @@ from torch import nn
 
 from helpers import models, quant_sim, range_search
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny layers: one thread is several times faster than many on a shared machine.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _trained_looking(model: nn.Module) -> nn.Module:
