@@ -36,7 +36,8 @@ def test_untagged_errors_fail():
     assert "ValueError" in errors[0]
 
 
-def test_a_notebook_whose_kernel_dies_is_a_failure(tmp_path, monkeypatch):
+def _solution_with(tmp_path, monkeypatch, name: str, *sources: str) -> None:
+    """A one-off solutions/<name> under tmp_path, with a parameters cell and the given cells."""
     import json
 
     from helpers.course import notebooks
@@ -44,18 +45,38 @@ def test_a_notebook_whose_kernel_dies_is_a_failure(tmp_path, monkeypatch):
     solutions = tmp_path / "solutions"
     solutions.mkdir()
     cells = [{"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": "QUICK = False",
-              "outputs": [], "execution_count": None, "id": "a"},
-             {"cell_type": "code", "metadata": {}, "source": "import os; os._exit(1)",
-              "outputs": [], "execution_count": None, "id": "b"},
-             {"cell_type": "code", "metadata": {}, "source": "print('after')",
-              "outputs": [], "execution_count": None, "id": "c"}]
+              "outputs": [], "execution_count": None, "id": "p"}]
+    cells += [{"cell_type": "code", "metadata": {}, "source": source, "outputs": [],
+               "execution_count": None, "id": f"c{i}"} for i, source in enumerate(sources)]
     notebook = {"cells": cells, "metadata": {"kernelspec": {"name": "python3",
                 "display_name": "Python 3", "language": "python"}}, "nbformat": 4,
                 "nbformat_minor": 5}
-    (solutions / "99_dies.ipynb").write_text(json.dumps(notebook))
+    (solutions / name).write_text(json.dumps(notebook))
     monkeypatch.setattr(notebooks.paths, "ROOT", tmp_path)
+
+
+def test_a_notebook_whose_kernel_dies_is_a_failure(tmp_path, monkeypatch):
+    _solution_with(tmp_path, monkeypatch, "99_dies.ipynb", "import os; os._exit(1)", "print('after')")
     result = runner.run_one("99_dies.ipynb", "solution", quick=True, out_dir=tmp_path / "out")
     assert not result.ok
+    assert any("kernel.log" in error for error in result.errors)
+
+
+def test_native_log_lines_go_to_the_kernel_log_not_the_terminal(tmp_path, monkeypatch, capfd):
+    import json
+
+    _solution_with(tmp_path, monkeypatch, "99_noisy.ipynb",
+                   "import os; os.write(2, b'INFO: native noise\\n'); os.write(1, b'native out\\n')",
+                   "print('cell output')")
+    result = runner.run_one("99_noisy.ipynb", "solution", quick=True, out_dir=tmp_path / "out")
+    assert result.ok, result.errors
+    printed = capfd.readouterr()
+    assert "native noise" not in printed.err + printed.out
+    log = (tmp_path / "out" / "solution-99_noisy.kernel.log").read_text()
+    assert "INFO: native noise" in log and "native out" in log
+    executed = json.loads((tmp_path / "out" / "solution-99_noisy.ipynb").read_text())
+    outputs = json.dumps([cell["outputs"] for cell in executed["cells"]])
+    assert "cell output" in outputs and "native noise" not in outputs
 
 
 def test_error_banners_are_dropped_from_a_clean_run():

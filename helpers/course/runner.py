@@ -27,6 +27,28 @@ LEGACY_KERAS = "TF_USE_LEGACY_KERAS"
 QUIET_KERNEL = ["--IPKernelApp.log_level=ERROR"]
 
 
+def kernel_manager_logging_to(log: Path) -> type:
+    """A kernel manager whose kernel writes its native stdout/stderr to ``log``.
+
+    LiteRT and TensorFlow's C++ code writes lines such as "INFO: Created TensorFlow Lite XNNPACK
+    delegate for CPU." straight to file descriptors 1 and 2 of the kernel process, which it
+    inherits from whoever started it: without this they land between a run's progress lines.
+    What the notebook's cells print is unaffected (that travels over the kernel's channels).
+    """
+    from jupyter_client.manager import AsyncKernelManager
+
+    class LoggingKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            handle = open(log, "ab")  # noqa: SIM115 (the kernel process owns it from here on)
+            kw.update(stdout=handle, stderr=handle)
+            try:
+                return await super()._async_launch_kernel(kernel_cmd, **kw)
+            finally:
+                handle.close()  # the child keeps its own copy of the descriptor
+
+    return LoggingKernelManager
+
+
 @dataclass
 class RunResult:
     """How one notebook run went."""
@@ -84,6 +106,8 @@ def run_one(name: str, kind: str, quick: bool, out_dir: Path, timeout: int = 180
         raise FileNotFoundError(f"{source} does not exist; known: {notebooks.notebook_names()}")
     out_dir.mkdir(parents=True, exist_ok=True)
     output = out_dir / f"{kind}-{name}"
+    kernel_log = output.with_suffix(".kernel.log")
+    kernel_log.unlink(missing_ok=True)
     started = time.perf_counter()
     # Each kernel inherits this process's environment: set quick mode for it, and make sure a
     # legacy-Keras switch (importing tensorflow-model-optimization sets TF_USE_LEGACY_KERAS=1
@@ -98,6 +122,7 @@ def run_one(name: str, kind: str, quick: bool, out_dir: Path, timeout: int = 180
             str(source), str(output), parameters={"QUICK": quick}, kernel_name="python3",
             cwd=str(source_dir), progress_bar=False, log_output=False,
             execution_timeout=timeout, extra_arguments=QUIET_KERNEL,
+            kernel_manager_class=kernel_manager_logging_to(kernel_log),
         )
     except Exception as err:  # a cell error or a dead kernel; judged from the cells below
         failure = err
@@ -116,7 +141,7 @@ def run_one(name: str, kind: str, quick: bool, out_dir: Path, timeout: int = 180
                  and notebooks.source_text(c).strip() and c.get("execution_count") is None]
     if never_ran:
         errors.append(f"{len(never_ran)} code cell(s) never ran (first: cell {never_ran[0]}); "
-                      "did the kernel die?")
+                      f"did the kernel die? Its own log is {kernel_log}")
     # papermill also raises for errors a cell is allowed to show (tagged raises-exception);
     # cell_errors has judged those. Anything else it raised (a dead kernel, a timeout) counts.
     if failure is not None and not errors and type(failure).__name__ != "PapermillExecutionError":
