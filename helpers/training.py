@@ -106,8 +106,11 @@ def train_epochs(
 def pretrained(name: str, epochs: int = 3, source: str = data.DEFAULT_SOURCE, seed: int = 0,
                lr: float = 2e-3, **model_kwargs) -> nn.Module:
     """A trained course model in eval mode, from the cache or trained now; lesson 00."""
+    # ``eager`` only changes how SmallCNN's skip connection is written (FloatFunctional for
+    # eager-mode quantization, a plain + for FX and PT2E): the same function and parameters,
+    # so both variants share one trained model instead of training it twice.
     recipe = Recipe(model=name, epochs=epochs, lr=lr, seed=seed, source=source,
-                    model_kwargs=model_kwargs)
+                    model_kwargs={k: v for k, v in model_kwargs.items() if k != "eager"})
     env.seed_everything(seed)
     model = models.build_torch_model(name, **model_kwargs)
     path = recipe.cache_path(architecture_of(model))

@@ -61,6 +61,16 @@ def test_pretrained_trains_once_then_loads_from_cache(tmp_path, monkeypatch):
     assert not second.training
 
 
+def test_eager_and_plain_small_cnn_share_one_trained_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
+    eager = training.pretrained("small_cnn", epochs=1, source="subset", width=4)
+    plain = training.pretrained("small_cnn", epochs=1, source="subset", width=4, eager=False)
+    assert len(list(tmp_path.glob("small_cnn-*.pt"))) == 1
+    assert plain.skip is None and eager.skip is not None
+    for a, b in zip(eager.state_dict().values(), plain.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
 def test_corrupt_cache_file_is_retrained(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
     training.pretrained("mlp", epochs=1, hidden=8)
