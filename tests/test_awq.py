@@ -69,3 +69,33 @@ def test_awq_weights_on_a_tiny_llama_leave_unfoldable_groups_as_rtn():
     assert o_group.name not in results
     assert torch.equal(weights[o_group.linears[0]], lq.rtn(o.detach(), 16))
     assert set(results) == {g.name for g in groups if g.fold_into is not None}
+
+
+def test_clip_search_keeps_outputs_better_than_no_clipping_and_helps_heavy_tails():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(300, 200, generator=g)  # 200 columns: the last group of 64 is short
+    w = torch.randn(24, 200, generator=g)
+    w[torch.rand(w.shape, generator=g) < 0.01] *= 12  # a few outliers stretch their groups' grids
+    clipped = awq.clip_search(w, x, group_size=64, bits=4, tokens=300)
+    assert clipped.shape == w.shape and bool((clipped.abs() <= w.abs() + 1e-7).all())
+    plain = lq.layer_error(x, w, lq.rtn(w, 64))
+    with_clip = lq.layer_error(x, w, lq.rtn(clipped, 64))
+    assert with_clip < 0.95 * plain
+    # i = 0 (no clipping) is always tried: a weight without outliers loses nothing
+    smooth = torch.randn(8, 128, generator=g)
+    assert lq.layer_error(x[:, :128], smooth, lq.rtn(awq.clip_search(smooth, x[:, :128], 64), 64)) <= (
+        lq.layer_error(x[:, :128], smooth, lq.rtn(smooth, 64)) * (1 + 1e-6))
+    with pytest.raises(ValueError, match="channels"):
+        awq.clip_search(w, x[:, :100], 64)
+
+
+def test_awq_weights_clip_all_but_queries_and_keys():
+    model, run = make_tiny_llama()
+    groups = llm_model.input_groups(model)[:4]
+    stats = llm_model.calibration_stats(model, run, groups)
+    clipped, _, _ = awq.awq_weights(model, groups, stats, group_size=16, progress=False)
+    plain, _, _ = awq.awq_weights(model, groups, stats, group_size=16, clip=False, progress=False)
+    for name in clipped:
+        if name.endswith(("q_proj", "k_proj")):
+            assert torch.equal(clipped[name], plain[name])
+    assert any(not torch.equal(clipped[n], plain[n]) for n in clipped if n.endswith("up_proj"))
