@@ -147,7 +147,8 @@ def test_the_solution_opens_read_only(browser, lab_url):
     page = open_notebook(browser, lab_url, f"{WORK}/00_start_here.ipynb")
     page.get_by_role("link", name="Solution").first.click()
     page.wait_for_selector("text=notebook is read-only", timeout=60_000)
-    page.wait_for_selector("text=Worked solution", timeout=30_000)
+    page.locator(".jp-RenderedMarkdown strong", has_text="Worked solution").first.wait_for(
+        timeout=30_000)
     page.keyboard.press("Control+s")
     page.wait_for_selector("text=is read-only. Use", timeout=30_000)
     shot(page, "solution_read_only")

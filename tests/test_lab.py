@@ -59,3 +59,11 @@ def test_a_solution_opens_with_a_banner_that_is_never_written_to_disk(manager, t
     assert not any("Worked solution" in c.source for c in lesson["content"].cells)
     listing = asyncio.run(manager.get("solutions/00_start_here.ipynb", content=False))
     assert listing["content"] is None
+
+
+def test_opening_a_course_notebook_leaves_no_checkpoint_folder(manager, tmp_path):
+    checkpoint = asyncio.run(manager.create_checkpoint("solutions/00_start_here.ipynb"))
+    assert checkpoint["id"] and not (tmp_path / "solutions" / ".ipynb_checkpoints").exists()
+    assert asyncio.run(manager.list_checkpoints("solutions/00_start_here.ipynb")) == []
+    asyncio.run(manager.create_checkpoint("my_work/00_start_here.ipynb"))
+    assert (tmp_path / "my_work" / ".ipynb_checkpoints").exists()

@@ -62,6 +62,25 @@ class CourseContentsManager(AsyncLargeFileManager):
             raise web.HTTPError(403, MESSAGE.format(path=path))
         return await super().save(model, path)
 
+    async def create_checkpoint(self, path):
+        # JupyterLab asks for a checkpoint when it opens a notebook; for a read-only course
+        # notebook that would leave solutions/.ipynb_checkpoints/ behind. The file itself is
+        # its own checkpoint: it cannot change.
+        if is_course_notebook(path):
+            model = await super().get(path, content=False)
+            return {"id": "checkpoint", "last_modified": model["last_modified"]}
+        return await super().create_checkpoint(path)
+
+    async def list_checkpoints(self, path):
+        if is_course_notebook(path):
+            return []
+        return await super().list_checkpoints(path)
+
+    async def restore_checkpoint(self, checkpoint_id, path):
+        if is_course_notebook(path):
+            raise web.HTTPError(403, MESSAGE.format(path=path))
+        return await super().restore_checkpoint(checkpoint_id, path)
+
     async def rename_file(self, old_path, new_path):
         if is_course_notebook(old_path) or is_course_notebook(new_path):
             raise web.HTTPError(403, MESSAGE.format(path=old_path))
