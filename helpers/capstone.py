@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from helpers import data, decision, measure, paths, stats
+from helpers.training import weights_digest  # noqa: F401  (capstone.weights_digest in lesson 13)
 
 BIG_BATCH = 64  # the batched latency, ``latency_ms_batch64``
 EVAL_BATCH = 64
@@ -77,15 +78,6 @@ class Candidate:
     @property
     def method(self) -> Method:
         return METHODS[self.name]
-
-
-def weights_digest(model) -> str:
-    """A short hash of a PyTorch state dict: the cache key of everything built from it; lesson 13."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 def file_key(net, *settings) -> str:

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from helpers import paths, tflite
+from helpers.training import weights_digest
 
 
 def import_litert_torch():
@@ -52,15 +53,6 @@ def _silent_conversion() -> Iterator[None]:
             yield
     finally:
         litert_torch.config.show_progress = before
-
-
-def weights_digest(model) -> str:
-    """A short hash of a PyTorch model's state dict: the cache key of its conversions."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 def convert_fp32(model, sample) -> bytes:

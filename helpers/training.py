@@ -55,6 +55,15 @@ class Recipe:
         return paths.cache_dir() / f"{self.model}-{self.key(architecture)}{suffix}"
 
 
+def weights_digest(model: nn.Module) -> str:
+    """A short hash of a model's state dict: the cache key of what is built from it; lessons 09, 13."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
 def architecture_of(model: nn.Module) -> str:
     """Parameter names and shapes: a changed layer gives a new cache key, never a load error."""
     return ";".join(f"{k}:{tuple(v.shape)}" for k, v in model.state_dict().items())
