@@ -20,7 +20,7 @@ from torch.ao import quantization as tq
 from torch.ao.nn.intrinsic import qat as nniqat
 from tqdm.auto import tqdm
 
-from helpers import data, env
+from helpers import data, env, training
 
 
 @dataclass(frozen=True)
@@ -104,15 +104,7 @@ def finetune(model: nn.Module, train: data.Split, epochs: int, lr: float = 1e-4,
     with tqdm(total=epochs * len(loader), desc=desc, leave=False) as bar:
         for epoch in range(1, epochs + 1):
             flow.to_train(model)
-            losses = []
-            for x, y in loader:
-                optimizer.zero_grad()
-                loss = loss_fn(model(x), y)
-                loss.backward()
-                optimizer.step()
-                losses.append(loss.item())
-                bar.update()
-            history.loss.append(float(np.mean(losses)))
+            history.loss.append(training.run_epoch(model, loader, optimizer, loss_fn, bar))
             freeze_due(epoch)
             if monitor is not None:
                 history.accuracy.append(accuracy(model, monitor, flow))

@@ -69,6 +69,21 @@ def architecture_of(model: nn.Module) -> str:
     return ";".join(f"{k}:{tuple(v.shape)}" for k, v in model.state_dict().items())
 
 
+def run_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, loss_fn: nn.Module,
+              bar=None) -> float:
+    """One optimizer pass over ``loader`` in the model's current mode; the mean loss; lesson 00."""
+    losses = []
+    for x, y in loader:
+        optimizer.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+        if bar is not None:
+            bar.update()
+    return float(np.mean(losses))
+
+
 def train_epochs(
     model: nn.Module,
     split: data.Split,
@@ -96,15 +111,7 @@ def train_epochs(
     with tqdm(total=epochs * len(loader), desc=desc, leave=False) as bar:
         for epoch in range(epochs):
             model.train()
-            losses = []
-            for x, y in loader:
-                optimizer.zero_grad()
-                loss = loss_fn(model(x), y)
-                loss.backward()
-                optimizer.step()
-                losses.append(loss.item())
-                bar.update()
-            history.append(float(np.mean(losses)))
+            history.append(run_epoch(model, loader, optimizer, loss_fn, bar))
             if after_epoch is not None:
                 after_epoch(epoch + 1, history[-1])
             bar.set_postfix(epoch=epoch + 1, loss=f"{history[-1]:.3f}")
