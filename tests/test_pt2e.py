@@ -192,6 +192,7 @@ def test_choose_model_reads_the_interval_and_refuses_test() -> None:
     assert pt2e.choose_model(split, predict, latency, 0.3) == "close"
     risky = {k: predict[k] for k in ("fp32", "fast", "noisy")}
     assert pt2e.choose_model(split, risky, latency, 0.3) == "fp32"
+    assert pt2e.choose_model(split, predict, {**latency, "fp32": 1.8}, 0.3) == "fp32"  # float is faster
     with pytest.raises(data.SelectionOnTestError):
         pt2e.choose_model(data.Split(split.x, split.y, "test"), predict, latency)
     with pytest.raises(KeyError, match="fp32"):

@@ -119,7 +119,7 @@ def check_keep_in_float(student: Callable) -> None:
 
 # ---------------------------------------------------------------- Exercise 3: choose_model
 
-_LATENCY = {"fast": 1.0, "noisy": 1.5, "close": 2.0, "exact": 3.0}
+_LATENCY = {"fast": 1.0, "noisy": 1.5, "close": 2.0, "fp32": 2.5, "exact": 3.0}
 
 
 def _scenario(role: str) -> tuple[data.Split, dict[str, Callable], dict[str, float]]:
@@ -160,5 +160,11 @@ def check_choose_model(student: Callable) -> None:
                     hint="when no candidate fits the budget, keep the float model")
     checks.check_equal("the choice when only 'fast' and 'noisy' are offered", fallback, "fp32",
                        hint="neither interval stays above -budget: return 'fp32'")
+    quick_float = {**latency, "fp32": 1.8}
+    raced = _run("choose_model", student, split, predict, quick_float, 0.3,
+                 hint="fp32 is always a valid choice; it competes on latency like the others")
+    checks.check_equal("the choice when fp32 (1.8 ms) is faster than 'close' (2.0 ms)", raced, "fp32",
+                       hint="an int8 model slower than the float one buys nothing: let fp32 race "
+                            "on latency with the accepted candidates")
     test_split, predict, latency = _scenario("test")
     _expect_refusal("choose_model", student, test_split, predict, latency, 0.3)

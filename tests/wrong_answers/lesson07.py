@@ -69,11 +69,12 @@ def _keep_in_float() -> Case:
 
 @case("07", "choose_model", mistakes=("decides_on_the_test_split", "point_estimate_instead_of_interval",
                                       "most_accurate_ignoring_latency", "upper_end_of_the_interval",
-                                      "never_falls_back_to_fp32"))
+                                      "never_falls_back_to_fp32", "fp32_never_races_on_latency"))
 def _choose_model() -> Case:
     reference = solution("07", "choose_model", data=data, stats=stats)
 
-    def rule(split, predict, latency_ms, budget_points, accept, key=None, guard=True, fallback=True):
+    def rule(split, predict, latency_ms, budget_points, accept, key=None, guard=True, fallback=True,
+             race_fp32=True):
         if guard:
             data.require_selection_split(split, "choose_model")
         baseline = predict["fp32"](split)
@@ -81,7 +82,7 @@ def _choose_model() -> Case:
                     and accept(stats.compare_predictions(split.y, baseline, fn(split)), budget_points)]
         if not accepted and fallback:
             return "fp32"
-        return min(accepted, key=key or (lambda name: latency_ms[name]))
+        return min(accepted + (["fp32"] if race_fp32 else []), key=key or (lambda name: latency_ms[name]))
 
     def lower(c, b):
         return c.delta_ci95[0] >= -b
@@ -96,17 +97,22 @@ def _choose_model() -> Case:
         baseline = predict["fp32"](split)
         deltas = {name: stats.compare_predictions(split.y, baseline, fn(split)).delta_points
                   for name, fn in predict.items() if name != "fp32"}
-        return rule(split, predict, latency_ms, budget_points, lower, key=lambda n: -deltas[n])
+        return rule(split, predict, latency_ms, budget_points, lower, key=lambda n: -deltas[n],
+                    race_fp32=False)
 
     def upper_end_of_the_interval(split, predict, latency_ms, budget_points=0.3):
         return rule(split, predict, latency_ms, budget_points, lambda c, b: c.delta_ci95[1] >= -b)
 
     def never_falls_back_to_fp32(split, predict, latency_ms, budget_points=0.3):
-        return rule(split, predict, latency_ms, budget_points, lower, fallback=False)
+        return rule(split, predict, latency_ms, budget_points, lower, fallback=False, race_fp32=False)
+
+    def fp32_never_races_on_latency(split, predict, latency_ms, budget_points=0.3):
+        return rule(split, predict, latency_ms, budget_points, lower, race_fp32=False)
 
     return Case(check=lesson07.check_choose_model, reference=reference,
                 wrong={"decides_on_the_test_split": decides_on_the_test_split,
                        "point_estimate_instead_of_interval": point_estimate_instead_of_interval,
                        "most_accurate_ignoring_latency": most_accurate_ignoring_latency,
                        "upper_end_of_the_interval": upper_end_of_the_interval,
-                       "never_falls_back_to_fp32": never_falls_back_to_fp32})
+                       "never_falls_back_to_fp32": never_falls_back_to_fp32,
+                       "fp32_never_races_on_latency": fp32_never_races_on_latency})
