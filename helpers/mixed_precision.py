@@ -93,6 +93,7 @@ class SearchResult:
     budget_points: float
     chosen: int  # index into the lists above
     path_length: int  # the first path_length entries are the greedy path, the rest uniform
+    val_delta_low: list[float] | None = None  # lower end of each paired 95 % interval vs float, points
 
     @property
     def bits(self) -> dict[str, int]:
@@ -115,6 +116,9 @@ def search(folded: nn.Module, calib_x: torch.Tensor, split: data.Split,
            progress: bool = True) -> SearchResult:
     """Score the greedy path and uniform widths on ``split`` (val); keep the smallest in budget; lesson 14.
 
+    In budget means the lower end of the paired 95 % interval against the float model (in
+    points) is at least ``-budget_points``, the rule of lessons 07 and 13.
+
     The path applies ``moves`` one by one from uniform ``base_bits``; ``uniform_bits`` adds
     every layer at each of those widths, so the search never misses a uniform answer.
     """
@@ -122,9 +126,10 @@ def search(folded: nn.Module, calib_x: torch.Tensor, split: data.Split,
     if budget_points < 0:
         raise ValueError(f"budget_points must be >= 0 (points of accuracy you accept to lose), "
                          f"got {budget_points}")
-    x, y = data.torch_tensors(split)
+    x, _ = data.torch_tensors(split)
     inputs = quant_sim.layer_inputs(folded, calib_x)
-    float_acc = float((quant_sim.predict(folded, x) == y).float().mean())
+    float_pred = quant_sim.predict(folded, x).numpy()
+    float_acc = float(np.mean(float_pred == split.y))
     names = list(quant_sim.weight_layers(folded))
     current = {name: base_bits for name in names}
     candidates = [dict(current)]
@@ -132,19 +137,23 @@ def search(folded: nn.Module, calib_x: torch.Tensor, split: data.Split,
         current[name] = b
         candidates.append(dict(current))
     candidates += [{name: b for name in names} for b in uniform_bits]
-    sizes, accuracies = [], []
+    sizes, accuracies, lows = [], [], []
     for bits in tqdm(candidates, desc="mixed precision", leave=False, disable=not progress):
         config = quant_sim.QuantConfig(base_bits, act_bits, per_channel, layer_bits=bits)
         model = quant_sim.quantize(folded, calib_x, config, inputs=inputs)
         sizes.append(weight_bytes(folded, bits, per_channel))
-        accuracies.append(float((quant_sim.predict(model, x) == y).float().mean()))
-    within = [i for i, acc in enumerate(accuracies) if (float_acc - acc) * 100 <= budget_points + 1e-9]
+        paired = stats.compare_predictions(split.y, float_pred, quant_sim.predict(model, x).numpy())
+        accuracies.append(paired.accuracy)
+        lows.append(paired.delta_ci95[0])
+    # The interval's lower end, not the point estimate: a loss the data cannot rule out counts.
+    within = [i for i, low in enumerate(lows) if low >= -budget_points - 1e-9]
     if not within:
-        raise ValueError(f"no assignment, not even uniform {base_bits}-bit, stays within "
-                         f"{budget_points} points on {split.role}: raise the budget")
+        raise ValueError(f"no assignment, not even uniform {base_bits}-bit, has its 95 % interval "
+                         f"within {budget_points} points on {split.role}: raise the budget or use "
+                         f"more validation images")
     chosen = min(within, key=lambda i: (sizes[i], -accuracies[i]))
     return SearchResult(candidates, sizes, accuracies, float_acc, budget_points, chosen,
-                        path_length=len(moves) + 1)
+                        path_length=len(moves) + 1, val_delta_low=lows)
 
 
 def bits_histogram(bits: Mapping[str, int]) -> dict[int, int]:

@@ -63,8 +63,30 @@ def test_sensitivity_moves_and_search() -> None:
     assert result.bits == dict.fromkeys(table, 1)  # the uniform 1-bit candidate is the smallest
     assert result.sizes[0] == mixed_precision.weight_bytes(folded, 8)
     assert result.path_length == len(moves) + 1 and set(result.uniform()) == {1}
-    strict = mixed_precision.search(folded, x, val, moves, budget_points=0.0, progress=False)
-    assert (strict.float_val_accuracy - strict.val_accuracy[strict.chosen]) * 100 <= 1e-9
+    assert len(result.val_delta_low) == len(result.sizes)
+    budget = 5.0
+    judged = mixed_precision.search(folded, x, val, moves, budget_points=budget, uniform_bits=(4, 2),
+                                    progress=False)
+    lows = judged.val_delta_low
+    assert lows[judged.chosen] >= -budget  # the interval's lower end, not the point estimate, fits
+    smaller = [i for i, size in enumerate(judged.sizes) if size < judged.size_bytes]
+    assert all(lows[i] < -budget for i in smaller)  # nothing smaller fits
     with pytest.raises(ValueError, match="budget_points"):
         mixed_precision.search(folded, x, val, moves, budget_points=-1)
     assert mixed_precision.bits_histogram({"a": 4, "b": 4, "c": 8}) == {4: 2, 8: 1}
+
+
+def test_search_reads_the_interval_not_the_point_estimate(monkeypatch) -> None:
+    folded, x, val = _folded(), torch.randn(8, 1, 28, 28), _split("val", n=400)
+    y = torch.from_numpy(val.y)
+    float_pred, noisy = y.clone(), y.clone()
+    float_pred[40:79] = (y[40:79] + 1) % 10
+    noisy[:40] = (y[:40] + 1) % 10  # 40 answers lost, 39 won back: a net -0.25 points on 400
+    noisy[40:79] = y[40:79]         # images, but an interval reaching below -0.5
+    calls = iter([float_pred, float_pred] + [noisy] * 20)  # float, uniform 8-bit (exact), the rest
+    monkeypatch.setattr(mixed_precision.quant_sim, "predict", lambda model, inputs: next(calls))
+    moves = [("fc", 4), ("stem.0", 4)]
+    result = mixed_precision.search(folded, x, val, moves, budget_points=0.5, progress=False)
+    point = (result.val_accuracy[-1] - result.float_val_accuracy) * 100
+    assert -0.5 <= point < 0 and result.val_delta_low[-1] < -0.5  # the point estimate alone would pass it
+    assert result.chosen == 0  # only uniform 8-bit's interval fits

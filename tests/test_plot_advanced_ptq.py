@@ -37,10 +37,12 @@ def test_adaround_and_sensitivity() -> None:
 
 def test_mixed_precision_and_summary() -> None:
     result = mixed_precision.SearchResult([{"a": 8}, {"a": 4}, {"a": 2}], [1000, 600, 400],
-                                          [0.99, 0.985, 0.9], 0.99, 0.5, chosen=1, path_length=2)
+                                          [0.99, 0.985, 0.9], 0.99, 0.5, chosen=1, path_length=2,
+                                          val_delta_low=[-0.1, -0.45, -9.5])
     assert result.uniform() == {2: (400, 0.9)}
     fig = plot14.mixed_precision_search(result)
-    assert "uniform 2-bit" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "uniform 2-bit" in legend and any("interval" in text for text in legend)
     assert fig.axes[0].get_xlabel().endswith("(kB)")
     rows = [{"label": "min-max", "group": "W4A8", "delta_points": -2.5, "delta_ci95": (-2.9, -2.1),
              "seconds": 0.2},

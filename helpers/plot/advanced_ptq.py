@@ -124,6 +124,10 @@ def mixed_precision_search(result, title: str = "mixed precision: val accuracy a
     sizes = np.asarray(result.sizes) / 1e3
     acc = np.asarray(result.val_accuracy) * 100
     ax.plot(sizes[:n], acc[:n], "o-", color=BEFORE, ms=4, label="greedy moves, one layer at a time")
+    if result.val_delta_low is not None:  # whiskers down to each interval's lower end: what the budget reads
+        low = result.float_val_accuracy * 100 + np.asarray(result.val_delta_low)
+        ax.errorbar(sizes, acc, yerr=[np.maximum(acc - low, 0), np.zeros_like(acc)], fmt="none",
+                    ecolor="grey", elinewidth=0.8, capsize=2, label="lower end of the paired 95 % interval")
     floor = result.float_val_accuracy * 100 - result.budget_points
     ax.axhline(result.float_val_accuracy * 100, color="grey", ls="--", lw=1, label="float (val)")
     ax.axhline(floor, color="#E45756", ls=":", lw=1.5,
@@ -131,7 +135,7 @@ def mixed_precision_search(result, title: str = "mixed precision: val accuracy a
     for color, (bits, (size, accuracy)) in zip(PALETTE[2:], result.uniform().items(), strict=False):
         ax.plot(size / 1e3, accuracy * 100, "s", color=color, ms=8, label=f"uniform {bits}-bit")
     ax.plot(sizes[result.chosen], acc[result.chosen], "*", color=AFTER, ms=16,
-            label="chosen: smallest within budget")
+            label="chosen: smallest whose interval stays within budget")
     ax.set_xlabel("weights + scales + biases (kB)")
     ax.set_ylabel("val accuracy (%)")
     ax.set_ylim(max(acc.min(), floor - 3) - 0.5, result.float_val_accuracy * 100 + 0.5)
