@@ -131,6 +131,19 @@ def latency(fn: Callable[[], object], threads: int = 1, warmup: int = 5, repeats
     )
 
 
+def peak_memory_gb() -> dict[str, float]:
+    """Peak resident memory (GB) of this process and of its largest finished child; lesson 15.
+
+    Linux reports ``ru_maxrss`` in KiB. Children count once they have been waited for, so a
+    compilation run in a subprocess is included after it ends.
+    """
+    import resource
+
+    kib = 1024 / 1e9
+    return {"self_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * kib,
+            "largest_child_gb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * kib}
+
+
 def speedup(baseline: Timing | float, candidate: Timing | float) -> float:
     """How many times faster ``candidate`` is than ``baseline`` (ratio of medians)."""
     base = baseline.median_ms if isinstance(baseline, Timing) else float(baseline)
@@ -138,6 +151,26 @@ def speedup(baseline: Timing | float, candidate: Timing | float) -> float:
     if cand <= 0:
         raise ValueError("candidate latency must be positive")
     return base / cand
+
+
+def speed_verdict(baseline: Timing, candidate: Timing, baseline_name: str, candidate_name: str) -> str:
+    """A sentence: the ratio of medians, both medians with their IQRs, and whether the IQRs overlap.
+
+    Two timings whose interquartile ranges overlap are not called faster or slower: on a
+    shared CPU that difference is within the noise of the measurement (lessons 05, 06).
+    """
+    ratio = speedup(baseline, candidate)
+    low = lambda t: t.median_ms - t.spread_ms / 2  # noqa: E731 - the IQR, centred on the median
+    high = lambda t: t.median_ms + t.spread_ms / 2  # noqa: E731
+    if high(candidate) < low(baseline):
+        word = "faster, and the IQRs do not overlap"
+    elif high(baseline) < low(candidate):
+        word = "slower, and the IQRs do not overlap"
+    else:
+        word = "the IQRs overlap: not distinguishable from noise"
+    return (f"{candidate_name} at {ratio:.2f}x {baseline_name}'s speed ({candidate.median_ms:.3f} ms, "
+            f"IQR {candidate.spread_ms:.3f}, vs {baseline.median_ms:.3f} ms, IQR {baseline.spread_ms:.3f}): "
+            f"{word}")
 
 
 def points_below(baseline_accuracy: float, accuracy: float) -> float:

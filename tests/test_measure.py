@@ -104,3 +104,27 @@ def test_packed_weight_bytes_shrinks_only_weight_tensors_and_rounds_each_up():
     assert measure.packed_weight_bytes(model, 4) == 2 + 2 + floats + counter
     with pytest.raises(ValueError, match="bits must be"):
         measure.packed_weight_bytes(model, 0)
+
+
+def test_peak_memory_sees_a_large_allocation_and_a_finished_child():
+    import subprocess
+    import sys
+
+    block = np.ones(50_000_000, dtype=np.uint8)  # 50 MB, touched
+    subprocess.run([sys.executable, "-c", "b = bytearray(120_000_000); b[::4096] = b'x' * len(b[::4096])"],
+                   check=True)
+    peak = measure.peak_memory_gb()
+    assert peak["self_gb"] >= 0.05 and block.sum() == 50_000_000
+    assert peak["largest_child_gb"] >= 0.12
+
+
+def test_speed_verdict_reads_the_spreads():
+    def timing(median, iqr):
+        return measure.Timing(median, iqr, median - iqr, median + iqr, 30, 1)
+
+    faster = measure.speed_verdict(timing(2.0, 0.2), timing(1.0, 0.2), "a", "b")
+    slower = measure.speed_verdict(timing(1.0, 0.2), timing(2.0, 0.2), "a", "b")
+    assert "faster, and the IQRs do not overlap" in faster
+    assert "slower, and the IQRs do not overlap" in slower
+    noisy = measure.speed_verdict(timing(1.0, 0.5), timing(0.8, 0.5), "plain", "fused")
+    assert "not distinguishable" in noisy and noisy.startswith("fused at 1.25x plain's speed")
