@@ -44,17 +44,22 @@ def _with_qconfig(model: nn.Module, source: nn.Module, engine: str) -> nn.Module
     return model
 
 
-def trivial_lite(calib_images: np.ndarray) -> dict[str, bytes]:
-    """The trivial net in Keras 3, converted to float and to int8 with uint8 I/O; lesson 13."""
+def trivial_lite(calib_images: np.ndarray | None = None,
+                 modes: tuple[str, ...] = ("fp32", "int8")) -> dict[str, bytes]:
+    """The trivial net in Keras 3, converted to float and to int8 with uint8 I/O; lessons 09, 13.
+
+    ``calib_images`` are needed for int8 only.
+    """
     import keras
 
     from helpers import tflite
 
+    if "int8" in modes and calib_images is None:
+        raise ValueError("the int8 conversion needs calib_images (a few hundred (28, 28) images)")
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(),
                               keras.layers.Dense(10)])
-    return {"LiteRT fp32": tflite.convert_keras(model, "fp32"),
-            "LiteRT int8": tflite.convert_keras(model, "int8", calib_images)}
+    return {f"LiteRT {mode}": tflite.convert_keras(model, mode, calib_images) for mode in modes}
 
 
 def fixed_costs(split: data.Split, calib: data.Split, engine: str, threads: int = 1,

@@ -155,6 +155,18 @@ def qat_int8(net: nn.Module, train: data.Split, engine: str, epochs: int = 1,
     return tq.convert(prepared.eval())
 
 
+def float_control(net: nn.Module, train: data.Split, epochs: int = 1, lr: float = 1e-4) -> nn.Module:
+    """The float control of :func:`qat_int8`: the same fine-tuning without fake quantization (lesson 13).
+
+    Fused for QAT like the QAT model (batch norm kept and trained), the same images, epochs,
+    learning rate and seed, so the paired difference QAT minus control is the quantization's share.
+    """
+    model = copy.deepcopy(net).train()
+    model = tq.fuse_modules_qat(model, model.fusion_groups())
+    training.train_epochs(model, train, epochs=epochs, lr=lr, desc="float control")
+    return model.eval()
+
+
 def artifact(model: nn.Module, example: torch.Tensor) -> tuple[bytes, str]:
     """The deployable file: ``torch.export.save`` if the model exports, else TorchScript.
 

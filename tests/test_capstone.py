@@ -57,6 +57,18 @@ def test_measure_one_gives_paired_val_and_test_numbers_and_refuses_test_as_val(n
         capstone.measure_one(candidate, test, test, reference)
 
 
+def test_float_control_is_the_qat_fine_tuning_without_fake_quant(net):
+    train = tiny_splits()[0]
+    control = capstone_torch.float_control(net, train, lr=1e-2)
+    qat = capstone_torch.qat_int8(net, train, "x86", lr=1e-2)
+    x = torch.from_numpy(train.x[:8, None])
+    assert not any("FakeQuantize" in type(m).__name__ for m in control.modules())
+    assert any(p.dtype == torch.qint8 for p in qat.state_dict().values() if torch.is_tensor(p))
+    with torch.no_grad():
+        assert not torch.allclose(control(x), capstone_torch.fused_fp32(net)(x), atol=1e-4)  # it trained
+    assert not control.training and net.training is False
+
+
 def test_float_models_export_and_int8_modules_ship_as_torchscript(net):
     x = data.torch_tensors(tiny_splits()[2])[0]
     assert capstone_torch.artifact(capstone_torch.fused_fp32(net), x)[1] == "torch.export"
@@ -122,6 +134,9 @@ def test_fixed_costs_time_every_path():
     costs = call_overhead.fixed_costs(test, calib, "x86", repeats=5)
     assert set(costs) == {"pytorch fp32", "pytorch int8", "LiteRT fp32", "LiteRT int8"}
     assert all(t.median_ms > 0 and t.threads == 1 for t in costs.values())
+    assert set(call_overhead.trivial_lite(modes=("fp32",))) == {"LiteRT fp32"}  # lesson 09: no calibration
+    with pytest.raises(ValueError, match="calib_images"):
+        call_overhead.trivial_lite()
 
 
 def test_figures_have_labelled_log_axes_and_labels_that_do_not_collide():

@@ -71,7 +71,7 @@ def activation_ranges(values, ranges: Mapping[str, tuple[float, float]], title: 
 
 
 def calibration_curve(sizes: Sequence[int], curves: Mapping[str, np.ndarray],
-                      ylabel: str = "SQNR on test activations (dB)",
+                      ylabel: str = "SQNR on held-out validation activations (dB)",
                       title: str = "how many calibration images are enough?"):
     """Metric against the number of calibration images; each curve is (draws, sizes); lesson 03."""
     fig, ax = plt.subplots(figsize=(8, 4))
