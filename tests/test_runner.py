@@ -79,6 +79,18 @@ def test_native_log_lines_go_to_the_kernel_log_not_the_terminal(tmp_path, monkey
     assert "cell output" in outputs and "native noise" not in outputs
 
 
+def test_a_run_reports_the_kernels_peak_memory(tmp_path, monkeypatch):
+    _solution_with(tmp_path, monkeypatch, "99_big.ipynb",
+                   "block = bytearray(300_000_000)\nblock[::4096] = b'x' * len(block[::4096])\ndel block")
+    result = runner.run_one("99_big.ipynb", "solution", quick=True, out_dir=tmp_path / "out")
+    assert result.ok, result.errors
+    assert result.peak_gb is not None and result.peak_gb >= 0.3  # the freed 300 MB still counts
+    lines = []
+    monkeypatch.setattr(runner, "run_one", lambda *args, **kw: result)
+    runner.run(["99_big.ipynb"], kind="solution", out_dir=tmp_path / "out", echo=lines.append)
+    assert any("peak memory" in line and "GB" in line for line in lines)
+
+
 def test_error_banners_are_dropped_from_a_clean_run():
     banner = {"cell_type": "markdown", "metadata": {"tags": ["papermill-error-cell-tag"]},
               "source": "An Exception was encountered"}

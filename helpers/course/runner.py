@@ -46,7 +46,31 @@ def kernel_manager_logging_to(log: Path) -> type:
             finally:
                 handle.close()  # the child keeps its own copy of the descriptor
 
+        async def shutdown_kernel(self, now: bool = False, restart: bool = False):
+            process = getattr(self.provisioner, "process", None)
+            peak = peak_resident_gb(process.pid) if process is not None else None
+            if peak is not None:
+                peak_file(log).write_text(f"{peak:.3f}\n")
+            return await super().shutdown_kernel(now=now, restart=restart)
+
     return LoggingKernelManager
+
+
+def peak_resident_gb(pid: int) -> float | None:
+    """The high-water mark of a live process's resident memory (Linux ``VmHWM``), in GB."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:  # not Linux, or the process is gone
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024 / 1e9
+    return None
+
+
+def peak_file(kernel_log: Path) -> Path:
+    """Where the runner leaves a kernel's peak memory, beside its native log."""
+    return kernel_log.with_suffix(".peak")
 
 
 @dataclass
@@ -59,6 +83,7 @@ class RunResult:
     seconds: float
     errors: list[str] = field(default_factory=list)
     unfinished_exercises: int = 0
+    peak_gb: float | None = None  # the kernel's peak resident memory, where the OS reports it
 
     @property
     def ok(self) -> bool:
@@ -108,6 +133,7 @@ def run_one(name: str, kind: str, quick: bool, out_dir: Path, timeout: int = 180
     output = out_dir / f"{kind}-{name}"
     kernel_log = output.with_suffix(".kernel.log")
     kernel_log.unlink(missing_ok=True)
+    peak_file(kernel_log).unlink(missing_ok=True)
     started = time.perf_counter()
     # Each kernel inherits this process's environment: set quick mode for it, and make sure a
     # legacy-Keras switch (importing tensorflow-model-optimization sets TF_USE_LEGACY_KERAS=1
@@ -133,8 +159,9 @@ def run_one(name: str, kind: str, quick: bool, out_dir: Path, timeout: int = 180
             else:
                 os.environ[var] = value
     seconds = time.perf_counter() - started
+    peak = float(peak_file(kernel_log).read_text()) if peak_file(kernel_log).exists() else None
     if not output.exists():
-        return RunResult(name, kind, output, seconds, [f"{type(failure).__name__}: {failure}"])
+        return RunResult(name, kind, output, seconds, [f"{type(failure).__name__}: {failure}"], peak_gb=peak)
     executed = json.loads(output.read_text(encoding="utf-8"))
     errors, unfinished = cell_errors(executed, allow_unfinished=kind == "lesson")
     never_ran = [i for i, c in enumerate(executed["cells"]) if c["cell_type"] == "code"
@@ -150,7 +177,7 @@ def run_one(name: str, kind: str, quick: bool, out_dir: Path, timeout: int = 180
         # Every error was one the notebook is allowed to show: papermill's red "An Exception
         # was encountered" banners would only mislead whoever opens the executed copy.
         output.write_text(notebooks.dumps(executed), encoding="utf-8")
-    return RunResult(name, kind, output, seconds, errors, unfinished)
+    return RunResult(name, kind, output, seconds, errors, unfinished, peak)
 
 
 def _drop_error_banners(notebook: dict) -> bool:
@@ -182,7 +209,8 @@ def run(names: list[str] | None = None, kind: str = "lesson", quick: bool = True
         status = "ok" if result.ok else f"FAILED ({len(result.errors)} error(s))"
         extra = (f", {result.unfinished_exercises} exercise cell(s) left for the student"
                  if result.unfinished_exercises else "")
-        echo(f"[{index}/{len(names)}] {name}: {status} in {result.seconds:.0f} s{extra}")
+        memory = f", peak memory {result.peak_gb:.1f} GB" if result.peak_gb is not None else ""
+        echo(f"[{index}/{len(names)}] {name}: {status} in {result.seconds:.0f} s{memory}{extra}")
         return result
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
