@@ -82,7 +82,7 @@ def gptq(w: torch.Tensor, h: torch.Tensor, group_size: int | None = 128, bits: i
             e = (col - q) / hinv1[i, i]
             W1[i:] -= hinv1[i, i:, None] * e[None, :]  # column_update, in place
             err1[i] = e
-        W[i2:] -= hinv[i1:i2, i2:].T @ err1  # the lazy batch update of the far columns
+        W[i2:].addmm_(hinv[i1:i2, i2:].T, err1, alpha=-1)  # the lazy batch update, in place
     return Q.T.to(w.dtype)
 
 

@@ -180,7 +180,7 @@ def calibration_stats(model, run: Callable[[], None], groups: list[InputGroup],
             s.absmax = torch.maximum(s.absmax, x.abs().amax(0))
             s.abs_sum += x.abs().sum(0)
             if s.xtx is not None:
-                s.xtx += x.T @ x
+                s.xtx.addmm_(x.T, x)  # in place: a fresh d x d product per call fragments the heap
             s.tokens += x.shape[0]
             s.sample.append(x[::sample_every].clone())
         return record
