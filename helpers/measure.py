@@ -131,17 +131,25 @@ def latency(fn: Callable[[], object], threads: int = 1, warmup: int = 5, repeats
     )
 
 
-def peak_memory_gb() -> dict[str, float]:
-    """Peak resident memory (GB) of this process and of its largest finished child; lesson 15.
+def peak_memory_gb() -> float:
+    """Peak resident memory of this process in GB (Linux ``VmHWM``); lessons 15 and the runner.
 
-    Linux reports ``ru_maxrss`` in KiB. Children count once they have been waited for, so a
-    compilation run in a subprocess is included after it ends.
+    ``VmHWM`` belongs to the process's own address space. ``ru_maxrss`` does not serve: Linux
+    carries the parent's resident size at fork into a child's ``ru_maxrss`` when it execs, so a
+    fresh worker started from a 4 GB kernel would report 4 GB. Elsewhere ``ru_maxrss`` (KiB on
+    Linux, bytes on macOS) is the fallback.
     """
     import resource
+    import sys
 
-    kib = 1024 / 1e9
-    return {"self_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * kib,
-            "largest_child_gb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * kib}
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024 / 1e9
+    except OSError:
+        pass
+    unit = 1 if sys.platform == "darwin" else 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit / 1e9
 
 
 def speedup(baseline: Timing | float, candidate: Timing | float) -> float:
