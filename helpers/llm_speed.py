@@ -206,7 +206,7 @@ def _speed_worker(config: str, compiled: bool, new_tokens: int, repeats: int, th
             decode_speed(model, prompt, new_tokens=4, repeats=1, threads=threads)  # compiles
             compile_s = time.perf_counter() - start
         speed = decode_speed(model, prompt, new_tokens, repeats, threads)
-        queue.put({"status": "ok", "speed": speed, "compile_s": compile_s,
+        queue.put({"status": "ok", "speed": speed, "compile_s": compile_s, "bytes": linear_bytes(model),
                    "peak_gb": measure.peak_memory_gb()})
     except Exception as err:  # report any failure to the parent instead of dying silently
         queue.put({"status": "error", "message": f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"})
@@ -216,8 +216,8 @@ def speed_in_child(config: str = "fp32", compiled: bool = False, new_tokens: int
                    threads: int = 1, timeout_s: float = 300.0) -> dict:
     """Decode speed of a config measured in a fresh process, killed after ``timeout_s``; lesson 15.
 
-    Returns ``{"status": "ok", "speed": DecodeSpeed, "compile_s", "peak_gb"}`` (the child's own peak
-    resident memory) or ``{"status": "timeout" |
+    Returns ``{"status": "ok", "speed": DecodeSpeed, "compile_s", "bytes"}`` (the Linear weight bytes
+    read per token) plus ``"peak_gb"`` (the child's own peak resident memory), or ``{"status": "timeout" |
     "error", "message"}``. A fresh process keeps one config's compiled code from another's.
     """
     import multiprocessing
