@@ -47,6 +47,19 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture
+def quiet_engine():
+    """The platform's quantized engine selected and warnings silenced (the PyTorch int8 tests)."""
+    import warnings
+
+    from helpers import env
+
+    env.select_engine()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+@pytest.fixture
 def one_torch_thread():
     """PyTorch on one thread for the test, then back to what it was."""
     import torch

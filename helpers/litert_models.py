@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 
-from helpers import data, training
+from helpers import data, models, training
 
 KERAS_MODELS = ("ds_cnn", "cnn_elu")
 
@@ -52,21 +52,7 @@ def build_keras_ds_cnn(width: int = 32, blocks: int = 5, seed: int = 0):
 
 def build_keras_cnn_elu(filters: int = 12, seed: int = 0):
     """The lesson-09 MNIST CNN with an ELU after the convolution; lesson 10."""
-    import keras
-
-    layers = keras.layers
-    keras.utils.set_random_seed(seed)
-    return keras.Sequential(
-        [
-            keras.Input(shape=(28, 28), name="image"),
-            layers.Reshape((28, 28, 1)),
-            layers.Conv2D(filters, (3, 3), activation="elu"),
-            layers.MaxPooling2D((2, 2)),
-            layers.Flatten(),
-            layers.Dense(10, name="logits"),
-        ],
-        name="cnn_elu",
-    )
+    return models.build_keras_cnn(filters=filters, seed=seed, activation="elu", name="cnn_elu")
 
 
 def _build(name: str, seed: int):

@@ -154,10 +154,12 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def build_keras_cnn(filters: int = 12, seed: int = 0, keras_module=None):
+def build_keras_cnn(filters: int = 12, seed: int = 0, keras_module=None,
+                    activation: str = "relu", name: str = "keras_cnn"):
     """The Keras MNIST CNN of the TFLite examples, with a ``keras.Input`` (Keras 3); lesson 09.
 
-    Lesson 12 passes ``keras_module=tf_keras`` to build the same network in legacy Keras.
+    Lesson 12 passes ``keras_module=tf_keras`` to build the same network in legacy Keras;
+    lesson 10 passes ``activation="elu"`` for an activation without an int8 kernel.
     """
     if keras_module is None:
         import keras as keras_module
@@ -168,10 +170,10 @@ def build_keras_cnn(filters: int = 12, seed: int = 0, keras_module=None):
         [
             keras_module.Input(shape=(28, 28), name="image"),
             layers.Reshape((28, 28, 1)),
-            layers.Conv2D(filters, (3, 3), activation="relu"),
+            layers.Conv2D(filters, (3, 3), activation=activation),
             layers.MaxPooling2D((2, 2)),
             layers.Flatten(),
             layers.Dense(10, name="logits"),
         ],
-        name="keras_cnn",
+        name=name,
     )

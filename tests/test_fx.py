@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 import torch
 from torch.ao.quantization import HistogramObserver, MinMaxObserver
 
-from helpers import data, env, fx, models
+from helpers import data, fx, models
 
-
-@pytest.fixture(autouse=True)
-def _quiet_engine():
-    env.select_engine()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
+pytestmark = pytest.mark.usefixtures("quiet_engine")
 
 
 @pytest.fixture()

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 import torch
 
-from helpers import env, migration, models
+from helpers import migration, models
 
-
-@pytest.fixture(autouse=True)
-def _quiet():
-    env.select_engine()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
+pytestmark = pytest.mark.usefixtures("quiet_engine")
 
 
 def test_table_checks_every_row_that_has_a_successor() -> None:

@@ -12,13 +12,7 @@ import torch
 
 from helpers import data, env, models, pt2e
 
-
-@pytest.fixture(autouse=True)
-def _quiet():
-    env.select_engine()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
+pytestmark = pytest.mark.usefixtures("quiet_engine")
 
 
 def tiny() -> torch.nn.Module:
