@@ -206,4 +206,4 @@ def record_perplexity(recorder, name: str, result: Perplexity, model: str, bits_
     recorder.record(name, framework="pytorch", model=model, perplexity=result.ppl, ppl_ci95=[low, high],
                     eval_tokens=result.eval_tokens, bits_per_weight=bits_per_weight, seconds=seconds, **extra)
     return (f"{name}: perplexity {result.ppl:.2f} [{low:.2f}, {high:.2f}] "
-            f"on {result.eval_tokens} held-out tokens")
+            f"on {result.eval_tokens} held-out tokens, {bits_per_weight:.3f} bits per weight")

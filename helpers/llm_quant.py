@@ -10,6 +10,8 @@ GPTQ, AWQ and SmoothQuant live in ``helpers.gptq``, ``helpers.awq`` and ``helper
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 
 EPS = 1e-12
@@ -123,11 +125,31 @@ def unpack_int4(packed: torch.Tensor, count: int, signed: bool = True) -> torch.
     return flat.to(torch.int8)
 
 
-def bits_per_weight(group_size: int, bits: int = 4, scale_bits: int = 16, zero_bits: int = 0) -> float:
-    """Storage per weight including per-group overhead: 4 + 16/128 = 4.125 for W4 g128; lesson 15."""
+def bits_per_weight(group_size: int, bits: int = 4, scale_bits: int = 16, zero_bits: int = 0,
+                    in_features: int | None = None) -> float:
+    """Storage per weight including per-group overhead: 4 + 16/128 = 4.125 for W4 g128; lesson 15.
+
+    With ``in_features``, a row that does not split into whole groups pays for its shorter last
+    group too: a 576-wide row at g128 has five scales, 4 + 5 * 16 / 576 = 4.139 bits per weight.
+    """
     if group_size < 1:
         raise ValueError(f"group_size must be positive, got {group_size}")
-    return bits + (scale_bits + zero_bits) / group_size
+    if in_features is None:
+        return bits + (scale_bits + zero_bits) / group_size
+    if in_features < 1:
+        raise ValueError(f"in_features must be positive, got {in_features}")
+    groups = -(-in_features // group_size)
+    return bits + groups * (scale_bits + zero_bits) / in_features
+
+
+def weights_bits_per_weight(weights: Mapping[str, torch.Tensor], group_size: int, bits: int = 4,
+                            scale_bits: int = 16, zero_bits: int = 0) -> float:
+    """Bits per weight over a set of [out, in] weights, partial last groups counted; lesson 15."""
+    if not weights:
+        raise ValueError("weights_bits_per_weight() needs at least one weight")
+    total_bits = sum(w.numel() * bits_per_weight(group_size, bits, scale_bits, zero_bits, w.shape[-1])
+                     for w in weights.values())
+    return total_bits / sum(w.numel() for w in weights.values())
 
 
 def packed_bytes(codes: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor | None = None) -> int:

@@ -185,7 +185,7 @@ def _speed_worker(config: str, compiled: bool, new_tokens: int, repeats: int, th
     import logging
     import warnings
 
-    for logger in ("torch.utils._pytree", "torch._inductor", "torch._dynamo"):
+    for logger in ("torch.utils._pytree", "torch._inductor", "torch._dynamo", "torch.utils.cpp_extension"):
         logging.getLogger(logger).setLevel(logging.ERROR)
     warnings.simplefilter("ignore")
     from helpers import llm

@@ -117,3 +117,4 @@ def test_record_perplexity_writes_the_issue_fields(tmp_path):
     entry = recorder.records[-1]
     assert {"perplexity", "ppl_ci95", "eval_tokens", "bits_per_weight", "seconds"} <= set(entry)
     assert entry["eval_tokens"] == 400 and "ppl-x-rtn-w4-g128" in line
+    assert line.endswith("4.125 bits per weight")

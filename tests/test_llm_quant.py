@@ -34,6 +34,14 @@ def test_bits_per_weight_and_packed_bytes():
     assert lq.bits_per_weight(128) == 4.125
     assert lq.bits_per_weight(32, zero_bits=16) == 5.0  # the GGUF Q4_1 layout
     assert lq.bits_per_weight(128, bits=3) == 3.125
+    # A 576-wide row (SmolLM2's hidden size) needs five scales at g128, the last for 64 weights.
+    assert lq.bits_per_weight(128, in_features=576) == 4 + 5 * 16 / 576
+    assert lq.bits_per_weight(128, in_features=1536) == 4.125
+    weights = {"up": torch.zeros(1536, 576), "down": torch.zeros(576, 1536)}
+    mixed = lq.weights_bits_per_weight(weights, 128)
+    assert mixed == (4 + 5 * 16 / 576 + 4.125) / 2
+    with pytest.raises(ValueError, match="at least one weight"):
+        lq.weights_bits_per_weight({}, 128)
     codes, scales, zeros = lq.quantize_groupwise(torch.randn(8, 256), 128, return_codes=True)
     assert lq.packed_bytes(codes, scales) == 8 * 256 // 2 + 8 * 2 * 2
     assert lq.packed_bytes(codes, scales, zeros) == 8 * 256 // 2 + 8 * 2 * 4
